@@ -1,1 +1,43 @@
-"""dipo.core."""
+"""The DiPO algorithm core: pure functions over tensors plus the PPL queue (numpy/torch only).
+
+Paper map (arXiv 2604.13902): perplexity ``sequence_logppl`` (Eq. 3), PPL queue
+``PerplexityQueue`` (Eq. 4), PSD ``split_perplexity_space`` (Eqs. 5-7, Alg. 1), BRR
+``reallocate_rewards`` (Alg. 2), objective ``dipo_advantages`` + ``dapo_token_loss`` (Eq. 10), and
+``DiPO.step`` which chains them for an engine.
+"""
+
+from dipo.core.advantages import dipo_advantages, group_advantages
+from dipo.core.brr import GROUP_KINDS, Reallocation, classify_groups, reallocate_rewards
+from dipo.core.config import DiPOConfig
+from dipo.core.losses import dapo_token_loss
+from dipo.core.ppl import sequence_logppl
+from dipo.core.psd import QUADRANTS, PerplexitySplit, best_threshold, split_perplexity_space, wilson_lower_bound
+from dipo.core.queue import PerplexityQueue
+from dipo.core.sampling import dynamic_sampling_keep, group_varies
+from dipo.core.shaping import overlong_penalty, perplexity_bonus
+from dipo.core.step import DiPO, DiPOStep, step_metrics
+
+__all__ = [
+    "DiPO",
+    "DiPOConfig",
+    "DiPOStep",
+    "GROUP_KINDS",
+    "PerplexityQueue",
+    "PerplexitySplit",
+    "QUADRANTS",
+    "Reallocation",
+    "best_threshold",
+    "classify_groups",
+    "dapo_token_loss",
+    "dipo_advantages",
+    "dynamic_sampling_keep",
+    "group_advantages",
+    "group_varies",
+    "overlong_penalty",
+    "perplexity_bonus",
+    "reallocate_rewards",
+    "sequence_logppl",
+    "split_perplexity_space",
+    "step_metrics",
+    "wilson_lower_bound",
+]

@@ -1,0 +1,32 @@
+"""Small conversions shared by the core modules (numpy <-> torch, group indexing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def to_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def to_tensor(x, dtype=torch.float32, device=None) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.to(dtype=dtype, device=device if device is not None else x.device)
+    return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
+
+
+def group_index(group_ids) -> tuple[np.ndarray, int]:
+    """Dense group index ``[N]`` in ``0..n_groups-1`` (in order of first appearance) and ``n_groups``.
+
+    Group ids may be any sortable values (ints, strings such as verl's ``uid``) in any order.
+    """
+    ids = to_numpy(group_ids).reshape(-1)
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    # relabel so that groups are numbered in order of first appearance (stable, readable records)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank[inverse.reshape(-1)], int(order.size)
