@@ -11,7 +11,13 @@ from dipo.core.brr import GROUP_KINDS, Reallocation, classify_groups, reallocate
 from dipo.core.config import DiPOConfig
 from dipo.core.losses import dapo_token_loss
 from dipo.core.ppl import sequence_logppl
-from dipo.core.psd import QUADRANTS, PerplexitySplit, best_threshold, split_perplexity_space, wilson_lower_bound
+from dipo.core.psd import (
+    QUADRANTS,
+    PerplexitySplit,
+    best_threshold,
+    split_perplexity_space,
+    wilson_lower_bound,
+)
 from dipo.core.queue import PerplexityQueue
 from dipo.core.sampling import dynamic_sampling_keep, group_varies
 from dipo.core.shaping import overlong_penalty, perplexity_bonus
