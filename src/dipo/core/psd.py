@@ -50,9 +50,13 @@ def best_threshold(logppl: np.ndarray, correct: np.ndarray) -> tuple[float, floa
     Returns:
         ``(tau, error_rate)``.
     """
-    order = np.argsort(logppl, kind="stable")
-    v = logppl[order]
-    c = correct[order].astype(np.int64)
+    order = np.argsort(logppl)
+    return _best_threshold_sorted(logppl[order], correct[order])
+
+
+def _best_threshold_sorted(v: np.ndarray, correct_sorted: np.ndarray) -> tuple[float, float]:
+    """:func:`best_threshold` on log-PPLs ``v`` already sorted ascending (labels in the same order)."""
+    c = correct_sorted.astype(np.int64)
     n = v.size
     correct_before = np.concatenate(([0], np.cumsum(c)))  # correct among the k lowest
     wrong_before = np.arange(n + 1) - correct_before
@@ -152,25 +156,29 @@ def split_perplexity_space(logppl, correct, confidence: float = 0.95) -> Perplex
     lp, ok = lp[keep], ok[keep]
     if lp.size == 0:
         return PerplexitySplit(math.nan, False, math.nan, confidence, 0, 0, 0, 0, 0, 0.0, 0.0, "empty queue")
-    tau, err = best_threshold(lp, ok)
+    order = np.argsort(lp)  # one sort serves the full fit and both cross-fitting folds
+    v, c = lp[order], ok[order]
+    tau, err = _best_threshold_sorted(v, c)
     low = lp < tau
     n_low, n_high = int(low.sum()), int((~low).sum())
     correct_low, wrong_high = int(ok[low].sum()), int((~ok[~low]).sum())
     # The judgements are made out of sample: tau* was chosen to make the spaces look pure, so
     # in-sample Wilson bounds are optimistic (on PPL-independent labels they pass ~5-9% of the
-    # time at 95%, whatever n). Cross-fitting fixes that: each half of the queue is labelled
-    # low/high by the threshold fitted on the other half, and the pooled counts are tested.
-    fold = np.arange(lp.size) % 2
-    low_oof = np.zeros(lp.size, dtype=bool)
+    # time at 95%, whatever n). Cross-fitting fixes that: each half of the queue (even / odd
+    # positions) is labelled low/high by the threshold fitted on the other half, and the pooled
+    # counts are tested.
     if lp.size >= 2:
+        fold = order % 2  # fold of each sorted sample; subsetting keeps the sort
+        low_oof = np.empty(lp.size, dtype=bool)
         for f in (0, 1):
             held_out = fold == f
-            tau_f, _ = best_threshold(lp[~held_out], ok[~held_out])
-            low_oof[held_out] = lp[held_out] < tau_f
+            tau_f, _ = _best_threshold_sorted(v[~held_out], c[~held_out])
+            low_oof[held_out] = v[held_out] < tau_f
+        ok_oof = c
     else:
-        low_oof = low
-    exploit = wilson_lower_bound(int(ok[low_oof].sum()), int(low_oof.sum()), confidence)
-    explore = wilson_lower_bound(int((~ok[~low_oof]).sum()), int((~low_oof).sum()), confidence)
+        low_oof, ok_oof = low, ok
+    exploit = wilson_lower_bound(int(ok_oof[low_oof].sum()), int(low_oof.sum()), confidence)
+    explore = wilson_lower_bound(int((~ok_oof[~low_oof]).sum()), int((~low_oof).sum()), confidence)
     reasons = []
     if not exploit > 0.5:
         reasons.append(f"EiS not mostly correct at {confidence:.0%} (lower bound {exploit:.3f})")

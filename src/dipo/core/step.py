@@ -118,8 +118,8 @@ def step_metrics(realloc: Reallocation, split: PerplexitySplit, logppl: np.ndarr
                  queue_size: int) -> dict[str, float]:
     """DiPO's per-step metrics (keys are the project-wide contract, see README)."""
     n_groups = max(realloc.group_kind.size, 1)
-    quadrant = split.quadrants(logppl, correct)
     finite = np.isfinite(logppl)
+    low = split.is_low(logppl)
 
     def mean_or_nan(sel):
         return float(logppl[sel].mean()) if sel.any() else math.nan
@@ -138,6 +138,7 @@ def step_metrics(realloc: Reallocation, split: PerplexitySplit, logppl: np.ndarr
         "dipo/accuracy": float(correct.mean()) if correct.size else math.nan,
         "dipo/queue_size": float(queue_size),
     }
-    for q in QUADRANTS:
-        metrics[f"dipo/quadrant_{q}"] = float((quadrant == q).sum())
+    has_split = finite & np.isfinite(split.threshold)
+    for q, sel in zip(QUADRANTS, (correct & low, correct & ~low, ~correct & low, ~correct & ~low)):
+        metrics[f"dipo/quadrant_{q}"] = float((has_split & sel).sum())
     return metrics

@@ -1,0 +1,80 @@
+"""Speed of one full DiPO core step vs the plain DAPO advantage on the same batch.
+
+A DiPO step = queue push + PSD split over the queue (2 batches) + BRR + combined advantage.
+The baseline = DAPO/GRPO group advantage only (`group_advantages`). Sizes: 512 x 16 (the paper's
+batch) and 65,536 x 16 (a large-cluster batch). Prints samples/s and the ratio, and checks the
+O(n log n) scaling by comparing per-sample cost across sizes. Writes benchmarks/results/core_speed.json.
+
+    python benchmarks/core_speed.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dipo.core import DiPO, DiPOConfig, group_advantages
+
+
+def make_batch(prompts: int, group_size: int, seed: int):
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(prompts), group_size)
+    p = rng.choice([0.0, 0.3, 0.7, 1.0], size=prompts)[ids]
+    rewards = torch.tensor((rng.random(ids.size) < p).astype(np.float32))
+    logppl = torch.tensor(rng.normal(0, 0.3, prompts)[ids] + np.where(rewards.numpy() > 0, 0.3, 0.8))
+    return rewards, logppl, torch.tensor(ids)
+
+
+def best_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "core_speed.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    results = []
+    for prompts, g in [(512, 16), (65_536, 16)]:
+        n = prompts * g
+        batches = [make_batch(prompts, g, s) for s in range(2)]
+        dipo = DiPO(DiPOConfig())
+        dipo.step(*batches[0])  # fill the queue: the timed step splits over 2 batches, as in training
+        rewards, logppl, ids = batches[1]
+        t_dipo = best_time(lambda d=dipo, b=batches[1]: d.step(*b), args.repeats)
+        t_dapo = best_time(lambda r=rewards, i=ids: group_advantages(r, i), args.repeats)
+        row = {
+            "prompts": prompts, "group_size": g, "samples": n,
+            "dipo_step_s": t_dipo, "dapo_advantage_s": t_dapo,
+            "dipo_samples_per_s": n / t_dipo, "dapo_samples_per_s": n / t_dapo,
+            "ratio_dipo_over_dapo": t_dipo / t_dapo,
+        }
+        results.append(row)
+        print(f"{prompts:>6} x {g}: DiPO step {t_dipo * 1e3:8.2f} ms ({n / t_dipo:,.0f} samples/s) | "
+              f"DAPO advantage {t_dapo * 1e3:7.2f} ms ({n / t_dapo:,.0f} samples/s) | ratio {t_dipo / t_dapo:.2f}x")
+    small, large = results
+    growth = large["samples"] / small["samples"]
+    nlogn = growth * np.log(large["samples"] * 2) / np.log(small["samples"] * 2)
+    scaling = large["dipo_step_s"] / small["dipo_step_s"]
+    print(f"size x{growth:.0f}: DiPO time x{scaling:.1f} (n log n predicts x{nlogn:.1f}, linear x{growth:.0f})")
+    out = {"results": results, "time_growth": scaling, "nlogn_growth": nlogn, "size_growth": growth,
+           "machine": platform.platform(), "torch_threads": 1}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()
