@@ -13,6 +13,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from dipo.core._util import to_numpy
+
 QUADRANTS = ("CL", "CH", "EL", "EH")  # Correct/Error x Low/High perplexity
 
 
@@ -114,15 +116,15 @@ class PerplexitySplit:
 
     def is_low(self, logppl) -> np.ndarray:
         """``[N]`` bool: sample lies in the low-PPL (exploitation) space. NaN -> False."""
-        lp = np.asarray(_to_numpy(logppl), dtype=np.float64)
+        lp = np.asarray(to_numpy(logppl), dtype=np.float64)
         with np.errstate(invalid="ignore"):
             return lp < self.threshold if math.isfinite(self.threshold) else np.zeros(lp.shape, dtype=bool)
 
     def quadrants(self, logppl, correct) -> np.ndarray:
         """``[N]`` labels "CL", "CH", "EL", "EH" (Correct/Error x Low/High PPL); "" for NaN log-PPL
         or when there is no threshold (empty queue)."""
-        lp = np.asarray(_to_numpy(logppl), dtype=np.float64)
-        ok = np.asarray(_to_numpy(correct)).astype(bool)
+        lp = np.asarray(to_numpy(logppl), dtype=np.float64)
+        ok = np.asarray(to_numpy(correct)).astype(bool)
         low = self.is_low(lp)
         out = np.where(ok, np.where(low, "CL", "CH"), np.where(low, "EL", "EH")).astype(object)
         out[~np.isfinite(lp) | (not math.isfinite(self.threshold))] = ""
@@ -148,8 +150,8 @@ def split_perplexity_space(logppl, correct, confidence: float = 0.95) -> Perplex
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"split_perplexity_space: confidence={confidence!r} must lie in (0, 1)")
-    lp = np.asarray(_to_numpy(logppl), dtype=np.float64).reshape(-1)
-    ok = np.asarray(_to_numpy(correct)).reshape(-1).astype(bool)
+    lp = np.asarray(to_numpy(logppl), dtype=np.float64).reshape(-1)
+    ok = np.asarray(to_numpy(correct)).reshape(-1).astype(bool)
     if lp.shape != ok.shape:
         raise ValueError(f"split_perplexity_space: {lp.size} log-PPLs but {ok.size} correctness labels")
     keep = np.isfinite(lp)
@@ -199,8 +201,3 @@ def split_perplexity_space(logppl, correct, confidence: float = 0.95) -> Perplex
         reason="; ".join(reasons),
     )
 
-
-def _to_numpy(x):
-    if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
-    return x

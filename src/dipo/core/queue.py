@@ -6,6 +6,8 @@ from collections import deque
 
 import numpy as np
 
+from dipo.core._util import to_numpy
+
 
 class PerplexityQueue:
     """Keeps the ``(logppl, correct)`` pairs of the last ``num_batches`` pushed batches.
@@ -23,8 +25,8 @@ class PerplexityQueue:
 
     def push(self, logppl, correct) -> None:
         """Add one batch: ``logppl`` [N] floats, ``correct`` [N] bools (or 0/1)."""
-        lp = np.asarray(_to_numpy(logppl), dtype=np.float64).reshape(-1)
-        ok = np.asarray(_to_numpy(correct)).reshape(-1).astype(bool)
+        lp = np.asarray(to_numpy(logppl), dtype=np.float64).reshape(-1)
+        ok = np.asarray(to_numpy(correct)).reshape(-1).astype(bool)
         if lp.shape != ok.shape:
             raise ValueError(f"PerplexityQueue.push: logppl has {lp.size} values but correct has {ok.size}")
         keep = np.isfinite(lp)
@@ -65,8 +67,3 @@ class PerplexityQueue:
         for b in batches:
             self.push(b["logppl"], b["correct"])
 
-
-def _to_numpy(x):
-    if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
-    return x
