@@ -1,0 +1,182 @@
+"""`DiPOConfig`: TRL's `GRPOConfig` plus the method switch (grpo | dapo | dipo | cde) and DiPO's knobs.
+
+The DiPO fields (alpha, queue_batches, confidence, ...) are taken from the algorithm core's
+`dipo.core.DiPOConfig` with the same defaults and help text, and `core_config()` builds the core
+config from them in one place. Method presets fill in only the fields the user left unset (None):
+
+| method | loss_type | epsilon / epsilon_high | overlong shaping | dynamic sampling | BRR |
+|--------|-----------|------------------------|------------------|------------------|-----|
+| grpo   | grpo      | 0.2 / 0.2              | off              | off              | off |
+| dapo   | dapo      | 0.2 / 0.28             | on               | on               | off |
+| dipo   | dapo      | 0.2 / 0.28             | on               | on               | on  |
+| cde    | dapo      | 0.2 / 0.28             | on               | on               | off (PPL reward bonus instead) |
+
+Every method computes the PPL queue, the split and DiPO's metrics, so GRPO/DAPO runs are
+monitored the same way. Invalid values raise `ValueError` naming the field, before any model loads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, dataclass, field, fields
+
+from trl import GRPOConfig
+
+from dipo.core.config import DiPOConfig as CoreDiPOConfig
+
+METHODS = ("grpo", "dapo", "dipo", "cde")
+
+# Values a method gives to fields left at None. `epsilon_high=None` is TRL's "same as epsilon".
+METHOD_PRESETS: dict[str, dict] = {
+    "grpo": {"loss_type": "grpo", "epsilon_high": None, "overlong_shaping": False, "dynamic_sampling": False},
+    "dapo": {"loss_type": "dapo", "epsilon_high": 0.28, "overlong_shaping": True, "dynamic_sampling": True},
+    "dipo": {"loss_type": "dapo", "epsilon_high": 0.28, "overlong_shaping": True, "dynamic_sampling": True},
+    "cde": {"loss_type": "dapo", "epsilon_high": 0.28, "overlong_shaping": True, "dynamic_sampling": True},
+}
+
+# Core fields the trainer config exposes under the same names. `scale` is not among them: it is
+# TRL's `scale_rewards`, and `reallocate` follows from `method`.
+_CORE_FIELDS = {f.name: f for f in fields(CoreDiPOConfig)}
+CORE_FIELD_NAMES = tuple(n for n in _CORE_FIELDS if n not in ("scale", "reallocate"))
+
+
+def _core_field(name: str):
+    """A dataclass field with the core config's default and help text."""
+    f = _CORE_FIELDS[name]
+    default = f.default if f.default is not MISSING else f.default_factory()
+    return field(default=default, metadata={"help": f.metadata["help"]})
+
+
+def _help(text: str, default):
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class DiPOConfig(GRPOConfig):
+    """GRPOConfig + `method` + DiPO (queue, PSD, BRR) + DAPO's overlong shaping and dynamic sampling + CDE."""
+
+    method: str = _help(f"Training method, one of {METHODS}; sets the presets in the module docstring.", "dipo")
+
+    # DiPO (from dipo.core.DiPOConfig)
+    alpha: float = _core_field("alpha")
+    queue_batches: int = _core_field("queue_batches")
+    confidence: float = _core_field("confidence")
+    group_rule: str = _core_field("group_rule")
+    hard_groups: bool = _core_field("hard_groups")
+    easy_groups: bool = _core_field("easy_groups")
+    use_psd: bool = _core_field("use_psd")
+    r_min: float = _core_field("r_min")
+    r_max: float = _core_field("r_max")
+    eps: float = _core_field("eps")
+
+    # Method presets: None = take the method's value (module docstring).
+    loss_type: str | None = _help(
+        "TRL loss aggregation ('grpo', 'dapo' = token-level, 'dr_grpo', 'bnpo', ...). None = method preset.", None
+    )
+    epsilon_high: float | None = _help(
+        "Upper clip epsilon (clip-higher). None = method preset (0.28 for dapo/dipo/cde; = epsilon for grpo).", None
+    )
+    overlong_shaping: bool | None = _help(
+        "DAPO's soft overlong punishment added to the reward: 0 up to max_completion_length - "
+        "overlong_buffer_length, then linearly down to -overlong_penalty_factor. None = method preset.",
+        None,
+    )
+    overlong_buffer_length: int | None = _help(
+        "Length of the overlong punishment ramp in tokens. None = max_completion_length // 4.", None
+    )
+    overlong_penalty_factor: float = _help("Penalty at max_completion_length (subtracted from the reward).", 1.0)
+    dynamic_sampling: bool | None = _help(
+        "DAPO's dynamic sampling: drop groups whose reward has no variance (with DiPO: unless the reallocated "
+        "reward varies) and refill the batch with new prompts. None = method preset.",
+        None,
+    )
+    max_refill_rounds: int = _help(
+        "Extra generation rounds per batch that dynamic sampling may run; if the batch is still short, it is "
+        "filled with dropped (zero-advantage) groups and `dynamic_sampling/filled_groups` says how many.",
+        3,
+    )
+
+    # CDE-style perplexity reward bonus (method=cde): r + w * min(|r| / kappa, a * logppl)
+    cde_weight: float = _help("CDE: weight w of the perplexity bonus.", 0.1)
+    cde_kappa: float = _help("CDE: the bonus is capped at |r| / kappa.", 2.0)
+    cde_a: float = _help("CDE: slope a on the log-perplexity.", 1.0)
+
+    # Run directory
+    save_rollouts: bool = _help(
+        "Write per-sample rollout records to OUTPUT_DIR/rollouts/step-XXXXXX.parquet.", True
+    )
+    heldout_eval_steps: int = _help(
+        "Every this many steps, evaluate on the held-out set (if the trainer got one) and log eval/accuracy "
+        "(mean@k). 0 = off.",
+        0,
+    )
+    heldout_k: int = _help("Samples per held-out problem for mean@k.", 1)
+    heldout_max_problems: int | None = _help("Evaluate on at most this many held-out problems. None = all.", None)
+
+    def __post_init__(self) -> None:
+        self._check_and_apply_method()
+        super().__post_init__()
+        self._check_after_trl()
+
+    # -- validation --------------------------------------------------------------------------------
+
+    def _bad(self, name: str, why: str) -> ValueError:
+        return ValueError(f"DiPOConfig.{name}={getattr(self, name)!r}: {why}")
+
+    def _check_and_apply_method(self) -> None:
+        if self.method not in METHODS:
+            raise self._bad("method", f"unknown method; choose one of {METHODS}")
+        if self.num_generations is None or self.num_generations < 2:
+            raise self._bad("num_generations", "the group size must be >= 2 (advantages are relative to the group)")
+        for name, value in METHOD_PRESETS[self.method].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        self.core_config()  # validates alpha, queue_batches, confidence, group_rule, ... naming the field
+        if self.method == "dipo" and not (self.hard_groups or self.easy_groups):
+            raise self._bad("hard_groups", "with easy_groups=False too, BRR never fires; use method=dapo instead")
+        if self.max_completion_length is None or self.max_completion_length < 1:
+            raise self._bad("max_completion_length", "must be a positive number of tokens")
+        if self.overlong_buffer_length is None:
+            self.overlong_buffer_length = self.max_completion_length // 4
+        if self.overlong_shaping and not 0 < self.overlong_buffer_length < self.max_completion_length:
+            raise self._bad("overlong_buffer_length", f"must lie in (0, max_completion_length={self.max_completion_length})")
+        if self.overlong_penalty_factor < 0:
+            raise self._bad("overlong_penalty_factor", "must be >= 0")
+        if self.max_refill_rounds < 0:
+            raise self._bad("max_refill_rounds", "must be >= 0")
+        if self.method == "cde" and not (self.cde_kappa > 0 and self.cde_weight >= 0):
+            raise self._bad("cde_kappa", "CDE needs cde_kappa > 0 and cde_weight >= 0")
+        if self.heldout_eval_steps < 0 or self.heldout_k < 1:
+            raise self._bad("heldout_eval_steps", "heldout_eval_steps must be >= 0 and heldout_k >= 1")
+        if self.use_transformers_continuous_batching or getattr(self, "use_transformers_paged", False):
+            raise self._bad(
+                "use_transformers_continuous_batching",
+                "continuous batching returns no sampling log-probs, which PPL needs; use vLLM or plain generation",
+            )
+        if self.multi_objective_aggregation != "sum_then_normalize":
+            raise self._bad(
+                "multi_objective_aggregation",
+                "the dipo engine sums the reward functions into one verifier reward; use 'sum_then_normalize'",
+            )
+
+    def _check_after_trl(self) -> None:
+        # TRL has resolved steps_per_generation by now. Dynamic sampling keeps or drops whole groups on
+        # each rank, so every rank's generation batch must hold whole groups.
+        local = self.per_device_train_batch_size * self.steps_per_generation
+        if self.dynamic_sampling and self.world_size > 1 and local % self.num_generations:
+            raise self._bad(
+                "dynamic_sampling",
+                f"needs per_device_train_batch_size * steps_per_generation ({local}) divisible by "
+                f"num_generations ({self.num_generations}) when training on {self.world_size} processes",
+            )
+
+    # -- derived -----------------------------------------------------------------------------------
+
+    def core_config(self) -> CoreDiPOConfig:
+        """The algorithm core's config: DiPO's fields, TRL's `scale_rewards`, BRR on only for method=dipo."""
+        scale = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
+        return CoreDiPOConfig(
+            **{name: getattr(self, name) for name in CORE_FIELD_NAMES},
+            scale=scale,
+            reallocate=self.method == "dipo",
+        )

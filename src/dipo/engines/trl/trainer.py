@@ -1,0 +1,334 @@
+"""`DiPOTrainer`: TRL's `GRPOTrainer` with DiPO / DAPO / GRPO / CDE advantages (pinned to trl 1.16).
+
+TRL does generation, reward calls, the loss (token-level `loss_type="dapo"`, clip-higher via
+`epsilon_high`), accelerate/DeepSpeed, vLLM and logging. This subclass overrides a few of its
+private hooks (they are private, hence the pin):
+
+- `_generate_single_turn`: on the plain transformers path, record the sampled tokens' log-probs at
+  the sampling temperature while generating (vLLM already returns them) — PPL costs no forward pass;
+- `_generate` / `_calculate_rewards`: keep the rollout (token ids, log-probs, tool mask) and the
+  rewards gathered from every process, which TRL computes but does not return;
+- `_generate_and_score_completions`: after TRL built the batch, replace its advantages with
+  `dipo.core.DiPO.step` on the gathered batch (so every rank pushes the same data to the queue),
+  add DAPO's overlong shaping / CDE's bonus to the reward, run dynamic sampling (drop groups without
+  signal, refill with new prompts), log DiPO's metrics into TRL's metrics and write rollout records;
+- `_save_checkpoint` / `_load_optimizer_and_scheduler`: save and restore the PPL queue and the
+  refill sampler's position with each checkpoint; `log`: also append to `metrics.jsonl`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate.utils import gather_object
+from transformers import TrainerCallback
+from trl import GRPOTrainer
+from trl.trainer.utils import RepeatSampler
+
+from dipo.core import DiPO, dynamic_sampling_keep, overlong_penalty, perplexity_bonus, sequence_logppl
+from dipo.engines.trl.batch_ops import concat_batches, select_rows
+from dipo.engines.trl.config import DiPOConfig
+from dipo.engines.trl.reward_guard import guard_reward
+from dipo.engines.trl.rollout_logprobs import SampledTokenLogprobs, extra_logits_processor
+from dipo.engines.trl.run_log import append_metrics, truncate_metrics, write_rollouts
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "dipo_state.pt"
+
+
+@dataclass
+class _Rollout:
+    """What `_generate` produced for this process (TRL does not return it from the scoring step)."""
+
+    completion_ids: list[list[int]]
+    tool_mask: list[list[int]] | None
+    logprobs: list[list[float]] | None
+
+
+@dataclass
+class _Round:
+    """One generation round: TRL's local batch with DiPO advantages, plus gathered per-sample data."""
+
+    batch: dict
+    keep: torch.Tensor  # [N_global] bool: the sample's group survives dynamic sampling
+    records: dict[str, np.ndarray]
+
+
+class DiPOTrainer(GRPOTrainer):
+    """GRPO / DAPO / DiPO / CDE on TRL. Same constructor as `GRPOTrainer`, plus `heldout_dataset`.
+
+    Args:
+        args: a `DiPOConfig` (`method` selects the algorithm).
+        heldout_dataset: optional held-out problems (columns `prompt`, `answer`) evaluated every
+            `args.heldout_eval_steps` steps with `dipo.eval`, logged as `eval/accuracy` (mean@k).
+        Other arguments are `trl.GRPOTrainer`'s. Callable reward functions are wrapped so that one
+        that raises gives `r_min` and a counted warning instead of a dead run.
+    """
+
+    def __init__(self, model, reward_funcs, args: DiPOConfig | None = None, train_dataset=None,
+                 eval_dataset=None, processing_class=None, heldout_dataset=None, **kwargs):
+        if args is None:
+            name = model if isinstance(model, str) else model.config._name_or_path
+            args = DiPOConfig(output_dir=f"{str(name).split('/')[-1]}-DiPO")
+        if not isinstance(args, DiPOConfig):
+            raise TypeError(f"DiPOTrainer needs a DiPOConfig, got {type(args).__name__}")
+        funcs = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
+        funcs = [guard_reward(f, fallback=args.r_min) for f in funcs]
+        super().__init__(model=model, reward_funcs=funcs, args=args, train_dataset=train_dataset,
+                         eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
+        if args.dynamic_sampling and isinstance(self.train_dataset, torch.utils.data.IterableDataset):
+            raise ValueError("DiPOConfig.dynamic_sampling=True: refilling needs an indexable (map-style) train dataset")
+        self.dipo = DiPO(args.core_config())
+        self.heldout_dataset = heldout_dataset
+        self.run_dir = Path(args.output_dir)
+        self._rollout: _Rollout | None = None
+        self._gathered_rewards: torch.Tensor | None = None
+        self._refill_iter = None
+        self._refill_draws = 0  # refill batches drawn so far (restored on resume)
+        if heldout_dataset is not None and args.heldout_eval_steps > 0:
+            self.add_callback(_HeldoutEvalCallback(self))
+
+    # -- rollout log-probs ------------------------------------------------------------------------
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        if self.use_vllm:  # vLLM returns the sampled tokens' processed (temperature-scaled) log-probs
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        recorder = SampledTokenLogprobs(self.temperature)
+        with extra_logits_processor(self.accelerator.unwrap_model(self.model), recorder):
+            completion_ids, _ = super()._generate_single_turn(prompt_ids, images, multimodal_fields,
+                                                              num_generations, has_tool_images)
+        return completion_ids, recorder.per_sequence(completion_ids)
+
+    def _generate(self, prompts: list):
+        out = super()._generate(prompts)
+        _, completion_ids, tool_mask, _, logprobs, *_ = out
+        self._rollout = _Rollout(completion_ids, tool_mask, logprobs)
+        return out
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._gathered_rewards = rewards_per_func  # [N_global, n_funcs], gathered from every process
+        return rewards_per_func
+
+    # -- advantages, dynamic sampling, records ----------------------------------------------------
+
+    def _generate_and_score_completions(self, inputs):
+        if not self.model.training:  # TRL's evaluation loop: plain GRPO scoring
+            return super()._generate_and_score_completions(inputs)
+        step = self.state.global_step + 1
+        rounds = [self._score_round(inputs, step, 0)]
+        if self.args.dynamic_sampling:
+            while self._groups_short(rounds) and len(rounds) <= self.args.max_refill_rounds:
+                rounds.append(self._score_round(self._next_refill_batch(), step, len(rounds)))
+            batch = self._select_groups(rounds)
+        else:
+            batch = rounds[0].batch
+        if self.args.save_rollouts and self.accelerator.is_main_process:
+            records = {k: np.concatenate([r.records[k] for r in rounds]) for k in rounds[0].records}
+            write_rollouts(self.run_dir / "rollouts" / f"step-{step:06d}.parquet", records)
+        return batch
+
+    def _score_round(self, inputs: list[dict], step: int, round_index: int) -> _Round:
+        """Generate and score one batch with TRL, then give it DiPO's advantages."""
+        batch = super()._generate_and_score_completions(inputs)
+        args, device = self.args, self.accelerator.device
+        rollout = self._rollout
+        n_local = len(rollout.completion_ids)
+
+        lengths, logppl, truncated = self._rollout_stats(rollout)
+        lengths, logppl, truncated = (self.accelerator.gather(t.to(device)).cpu() for t in (lengths, logppl, truncated))
+        prompt_ids = gather_object([_prompt_id(x) for x in inputs])
+
+        rewards_per_func = self._gathered_rewards.cpu()
+        unscorable = torch.isnan(rewards_per_func).all(dim=1)
+        verifier = (rewards_per_func * self.reward_weights.cpu()).nansum(dim=1)
+        verifier[unscorable] = args.r_min  # no function applied: count as a failure (TRL zeroes it too)
+        rewards = verifier
+        if args.method == "cde":
+            rewards = perplexity_bonus(rewards, logppl, args.cde_weight, args.cde_kappa, args.cde_a)
+        if args.overlong_shaping:
+            rewards = rewards + overlong_penalty(lengths, args.max_completion_length, args.overlong_buffer_length,
+                                                 args.overlong_penalty_factor)
+
+        n = verifier.numel()
+        group_ids = torch.arange(n) // self.num_generations
+        out = self.dipo.step(rewards, logppl, group_ids, verifier_rewards=verifier)
+
+        rank = self.accelerator.process_index
+        batch["advantages"] = out.advantages[rank * n_local:(rank + 1) * n_local].to(device)
+        self._logs["advantages"].clear()  # TRL logged its own advantages (the deque holds one round)
+        self._logs["advantages"].extend(out.advantages.tolist())
+        for key, value in out.metrics.items():
+            self._metrics["train"][key].append(value)
+
+        realloc = out.realloc.rewards if args.method == "dipo" else None
+        keep = dynamic_sampling_keep(verifier, group_ids, realloc)
+        records = out.records()
+        records.update(
+            step=np.full(n, step, dtype=np.int64),
+            prompt_id=np.asarray(prompt_ids, dtype=str),
+            group_id=(group_ids + round_index * (n // self.num_generations)).numpy().astype(np.int64),
+            length=lengths.numpy().astype(np.int64),
+            truncated=truncated.numpy().astype(bool),
+            round=np.full(n, round_index, dtype=np.int64),
+            kept=np.zeros(n, dtype=bool),  # filled in by _select_groups
+            shaped_reward=rewards.numpy().astype(np.float64),
+        )
+        if not args.dynamic_sampling:
+            records["kept"][:] = True
+        return _Round(batch, keep, records)
+
+    def _rollout_stats(self, rollout: _Rollout):
+        """Per local sample: completion length (model tokens), log-PPL from the rollout log-probs, truncation."""
+        ids = rollout.completion_ids
+        width = max((len(x) for x in ids), default=0)
+        mask = torch.zeros(len(ids), width)
+        for i, row in enumerate(ids):
+            mask[i, : len(row)] = 1
+        if rollout.tool_mask is not None:
+            for i, row in enumerate(rollout.tool_mask):
+                mask[i, : len(row)] *= torch.tensor(row, dtype=mask.dtype)
+        logps = torch.zeros(len(ids), width)
+        if rollout.logprobs is not None:
+            for i, row in enumerate(rollout.logprobs):
+                logps[i, : len(row)] = torch.tensor([float("nan") if x is None else x for x in row])
+        else:  # no backend log-probs (should not happen: config rejects continuous batching)
+            logps.fill_(float("nan"))
+        stop = {*self.eos_token_ids, self._tokenizer.pad_token_id}
+        truncated = torch.tensor([len(row) == 0 or row[-1] not in stop for row in ids])
+        return mask.sum(dim=1), sequence_logppl(logps, mask), truncated
+
+    def _groups_short(self, rounds: list[_Round]) -> bool:
+        """True while some process has fewer kept groups than its batch needs (same answer on every rank)."""
+        kept_per_rank = sum(self._kept_local_groups(r.keep).sum(dim=1) for r in rounds)
+        return bool((kept_per_rank < self._local_groups).any())
+
+    @property
+    def _local_groups(self) -> int:
+        return self.args.per_device_train_batch_size * self.args.steps_per_generation // self.num_generations
+
+    def _kept_local_groups(self, keep: torch.Tensor) -> torch.Tensor:
+        """[num_processes, local_groups] bool from a [N_global] per-sample keep mask."""
+        return keep.view(-1, self.num_generations)[:, 0].view(self.accelerator.num_processes, -1)
+
+    def _select_groups(self, rounds: list[_Round]) -> dict:
+        """This process's batch: its first kept groups across rounds, topped up with dropped ones if short."""
+        g, need, rank = self.num_generations, self._local_groups, self.accelerator.process_index
+        kept, dropped = [], []
+        for round_index, r in enumerate(rounds):
+            for local_group, keep in enumerate(self._kept_local_groups(r.keep)[rank].tolist()):
+                (kept if keep else dropped).append((round_index, local_group))
+        chosen = kept[:need]
+        filled = max(need - len(chosen), 0)
+        chosen += dropped[:filled]
+        parts = []
+        for round_index, r in enumerate(rounds):
+            groups = [lg for ri, lg in chosen if ri == round_index]
+            if groups:
+                rows = torch.tensor([lg * g + j for lg in groups for j in range(g)])
+                parts.append(select_rows(r.batch, rows))
+        batch = concat_batches(parts, self._tokenizer.pad_token_id)
+        loss_mask = batch["completion_mask"] * batch.get("tool_mask", 1)
+        batch["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+
+        # Mark kept rows in the records (gathered view: every rank's choice is needed on the main process).
+        all_chosen = gather_object([(rank, ri, lg) for ri, lg in chosen])
+        n_local = len(rounds[0].keep) // self.accelerator.num_processes
+        for src_rank, ri, lg in all_chosen:
+            start = src_rank * n_local + lg * g
+            rounds[ri].records["kept"][start:start + g] = True
+        generated = sum(len(r.keep) for r in rounds) // g
+        self._metrics["train"]["dynamic_sampling/rounds"].append(float(len(rounds)))
+        self._metrics["train"]["dynamic_sampling/kept_frac"].append(
+            float(sum(r.keep.view(-1, g)[:, 0].sum().item() for r in rounds)) / max(generated, 1))
+        filled_all = self.accelerator.gather(torch.tensor([filled], device=self.accelerator.device)).sum().item()
+        self._metrics["train"]["dynamic_sampling/filled_groups"].append(float(filled_all))
+        if filled_all:
+            logger.warning("dynamic sampling: %d groups without signal kept to fill the batch after %d rounds",
+                           filled_all, len(rounds))
+        return batch
+
+    # -- refill prompts ---------------------------------------------------------------------------
+
+    def _next_refill_batch(self) -> list[dict]:
+        if self._refill_iter is None:
+            self._refill_iter = self._refill_batches()
+        self._refill_draws += 1
+        return next(self._refill_iter)
+
+    def _refill_batches(self):
+        """Endless local generation batches of fresh prompts, in a permutation independent of the main one."""
+        sampler = RepeatSampler(
+            data_source=self.train_dataset, mini_repeat_count=self.num_generations,
+            batch_size=self.args.generation_batch_size // self.num_generations, repeat_count=1,
+            shuffle=True, seed=self.args.seed + 1,
+        )
+        loader = self._get_dataloader(
+            dataset=self.train_dataset, description="Refill",
+            batch_size=self.args.per_device_train_batch_size * self.args.steps_per_generation,
+            sampler_fn=lambda _: sampler, is_training=True,
+        )
+        while True:
+            yield from loader
+
+    # -- checkpoints and logs ---------------------------------------------------------------------
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:  # every rank holds the same queue: the main one writes it
+            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            torch.save({"dipo": self.dipo.state_dict(), "refill_draws": self._refill_draws}, folder / STATE_FILE)
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None:
+            return
+        path = Path(checkpoint) / STATE_FILE
+        if not path.exists():
+            logger.warning("%s has no %s: the DiPO queue starts empty", checkpoint, STATE_FILE)
+            return
+        state = torch.load(path, weights_only=False)
+        self.dipo.load_state_dict(state["dipo"])
+        self._refill_iter = self._refill_batches()
+        for _ in range(state["refill_draws"]):
+            next(self._refill_iter)
+        self._refill_draws = state["refill_draws"]
+        if self.accelerator.is_main_process:  # the resumed run rewrites the steps after the checkpoint
+            truncate_metrics(self.run_dir / "metrics.jsonl", _step_of(checkpoint))
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        super().log(logs, start_time)  # TRL adds its averaged metrics (ours included) to `logs`
+        if self.accelerator.is_main_process:
+            append_metrics(self.run_dir / "metrics.jsonl", self.state.global_step, logs)
+
+
+class _HeldoutEvalCallback(TrainerCallback):
+    """Every `heldout_eval_steps` steps: mean@k on the held-out set with `dipo.eval`, logged as eval/accuracy."""
+
+    def __init__(self, trainer: DiPOTrainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % args.heldout_eval_steps == 0:
+            from dipo.engines.trl.heldout import heldout_accuracy
+
+            self.trainer.log({"eval/accuracy": heldout_accuracy(self.trainer)})
+
+
+def _prompt_id(row: dict) -> str:
+    for key in ("prompt_id", "id"):
+        if key in row and row[key] is not None:
+            return str(row[key])
+    return hashlib.sha1(repr(row.get("prompt")).encode()).hexdigest()[:12]
+
+
+def _step_of(checkpoint: str) -> int:
+    return int(os.path.basename(os.path.normpath(checkpoint)).rsplit("-", 1)[-1])
