@@ -1,0 +1,71 @@
+"""Datasets and reward functions for `dipo train`, resolved from names in the config.
+
+No loading logic lives here: synthetic tasks come from `dipo.testbed`, files and hub ids from
+`dipo.data`, reward functions from `dipo.rewards`. This module only maps config values to them and
+checks that the rows have what TRL needs (`prompt`, plus the reward function's `answer`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from datasets import Dataset
+
+# reward name -> (module, function)
+REWARD_FUNCTIONS: dict[str, tuple[str, str]] = {
+    "math": ("dipo.rewards", "math_reward"),
+    "tool_call": ("dipo.rewards", "tool_call_reward"),
+}
+
+
+def reward_functions(names: list[str]) -> list[Callable]:
+    funcs = []
+    for name in names:
+        if name not in REWARD_FUNCTIONS:
+            raise ValueError(f"rewards: unknown reward {name!r}; choose from {tuple(REWARD_FUNCTIONS)}")
+        module, attr = REWARD_FUNCTIONS[name]
+        func = getattr(importlib.import_module(module), attr, None)
+        if func is None:
+            raise ValueError(f"rewards: {module}.{attr} is not available in this version of dipo")
+        funcs.append(func)
+    return funcs
+
+
+def _testbed_rows(kind: str, script, split: str) -> list[dict]:
+    from dipo.testbed import tasks
+
+    makers = {"math": tasks.make_math_tasks, "tool": tasks.make_tool_tasks}
+    if kind not in makers:
+        raise ValueError(f"dataset: unknown testbed task 'testbed:{kind}'; use testbed:math or testbed:tool")
+    n = script.testbed_size if split == "train" else max(script.testbed_size // 4, 8)
+    rows = makers[kind](n, seed=0, levels=tuple(script.testbed_levels), split=split)
+    return [{k: v for k, v in row.items() if k != "completion"} for row in rows]  # the SFT target stays out
+
+
+def load_prompts(spec: str, script, split: str) -> Dataset:
+    """A `datasets.Dataset` with at least `prompt` and `answer` columns."""
+    if spec.startswith("testbed:"):
+        return Dataset.from_list(_testbed_rows(spec.split(":", 1)[1], script, "train" if split == "train" else "test"))
+    try:
+        from dipo.data import load_math_dataset
+    except ImportError as exc:
+        raise ValueError(f"dataset {spec!r}: dipo.data.load_math_dataset is not available ({exc})") from exc
+    data = load_math_dataset(spec, problem_field=script.problem_field, answer_field=script.answer_field, split=split)
+    if not isinstance(data, Dataset):
+        data = Dataset.from_list(list(data))
+    missing = {"prompt", "answer"} - set(data.column_names)
+    if missing:
+        raise ValueError(f"dataset {spec!r}: rows lack the columns {sorted(missing)} after loading")
+    return data
+
+
+def load_train(script) -> Dataset:
+    data = load_prompts(script.dataset, script, script.dataset_split)
+    if script.max_train_examples is not None:
+        data = data.select(range(min(script.max_train_examples, len(data))))
+    return data
+
+
+def load_heldout(script) -> Dataset | None:
+    return None if script.heldout_dataset is None else load_prompts(script.heldout_dataset, script, script.heldout_split)
