@@ -1,1 +1,19 @@
-"""dipo.rewards."""
+"""Verifiable rewards: maths answers (boxed + math-verify) and function calls (BFCL AST rules).
+
+Every `*_reward` function has TRL's reward-function signature
+`f(completions, **dataset_columns) -> list[float]` and returns 0 for bad model output.
+"""
+
+from dipo.rewards.grader import MathGrader, default_grader, quick_verdict, verify_answer
+from dipo.rewards.maths import completion_text, extract_boxed, math_correct, math_reward
+
+__all__ = [
+    "MathGrader",
+    "completion_text",
+    "default_grader",
+    "extract_boxed",
+    "math_correct",
+    "math_reward",
+    "quick_verdict",
+    "verify_answer",
+]
