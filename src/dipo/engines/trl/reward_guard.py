@@ -75,7 +75,8 @@ def guard_reward(func: Callable, fallback: float = 0.0) -> Callable:
             values.append(clean)
             n_bad += bad
         if n_bad:
-            detail = errors[0] if errors else "non-numeric or non-finite value"
+            # errors[0] is the whole-batch failure; errors[1], if any, is the first per-sample one
+            detail = errors[-1 if len(errors) == 1 else 1] if errors else "non-numeric or non-finite value"
             logger.warning("reward function %r failed on %d/%d samples (reward %s given); first error: %s",
                            name, n_bad, n, fallback, detail)
         log_metric = kwargs.get("log_metric")

@@ -47,6 +47,7 @@ STATE_FILE = "dipo_state.pt"
 class _Rollout:
     """What `_generate` produced for this process (TRL does not return it from the scoring step)."""
 
+    prompt_ids: list[list[int]]
     completion_ids: list[list[int]]
     tool_mask: list[list[int]] | None
     logprobs: list[list[float]] | None
@@ -109,8 +110,8 @@ class DiPOTrainer(GRPOTrainer):
 
     def _generate(self, prompts: list):
         out = super()._generate(prompts)
-        _, completion_ids, tool_mask, _, logprobs, *_ = out
-        self._rollout = _Rollout(completion_ids, tool_mask, logprobs)
+        prompt_ids, completion_ids, tool_mask, _, logprobs, *_ = out
+        self._rollout = _Rollout(prompt_ids, completion_ids, tool_mask, logprobs)
         return out
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
