@@ -1,0 +1,140 @@
+"""DiPO's section of a verl config (``dipo:``) and the checks it needs against verl's own settings.
+
+No verl import here: the checks read the composed OmegaConf/dict config by key, so they run (and
+fail, naming the field) before Ray, workers or models start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+from dipo.core import DiPOConfig
+
+LOGPROB_SOURCES = ("rollout", "old")
+# Group-relative estimators whose advantage is exactly 0 on a zero-variance group, so DiPO's term
+# lands only where the paper puts it. Other estimators (GAE, REINFORCE++, ...) have no groups.
+SUPPORTED_ESTIMATORS = ("grpo", "grpo_vectorized")
+DIPO_TRAINER_MODES = {"dipo_sync": "sync", "dipo_colocate_async": "colocate_async",
+                      "dipo_separate_async": "separate_async"}
+
+
+def _help(text: str, **kw):
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass
+class VerlDiPOConfig:
+    """The ``dipo:`` section: the core knobs (:class:`dipo.core.DiPOConfig`) plus verl wiring."""
+
+    enable: bool = _help("Run DiPO (False = the DiPO trainer behaves exactly like verl's).", default=True)
+    alpha: float = _help("Weight of J_DAPO(A(R_r)) (paper Eq. 10).", default=0.1)
+    queue_batches: int = _help("PPL queue length in training batches (paper Eq. 4).", default=2)
+    confidence: float = _help("Confidence of both PSD advantage judgements.", default=0.95)
+    group_rule: str = _help("How a group lies in a PPL space: mean | all | any.", default="mean")
+    hard_groups: bool = _help("BRR maximum-PPL reward on all-wrong groups.", default=True)
+    easy_groups: bool = _help("BRR maximum-PPL penalty on all-right groups.", default=True)
+    use_psd: bool = _help("Gate BRR with PSD (False = 'BRR without PSD' ablation).", default=True)
+    reallocate: bool = _help("False keeps queue/split/metrics but adds no DiPO term (monitoring).", default=True)
+    r_min: float = _help("Lowest verifier reward (all-r_min group = hard).", default=0.0)
+    r_max: float = _help("Highest verifier reward (all-r_max group = easy).", default=1.0)
+    eps: float = _help(
+        "Std epsilon of A(R_r); 1e-6 is verl's GRPO epsilon, so DiPO's records match verl's A(R).", default=1e-6
+    )
+    logprob_source: str = _help(
+        "Log-probs for log-PPL: 'rollout' (rollout_log_probs from vLLM/SGLang at the sampling temperature, "
+        "needs actor_rollout_ref.rollout.calculate_log_probs=true; no extra forward pass) or 'old' "
+        "(old_log_probs recomputed by the actor).",
+        default="rollout",
+    )
+    correct_key: str | None = _help(
+        "reward_extra_info field holding the verifier's reward (e.g. 'acc' from verl's dapo reward manager, "
+        "before overlong shaping); null = use the summed token-level score.",
+        default="acc",
+    )
+    records_dir: str | None = _help(
+        "If set, write per-sample rollout records (step-XXXXXX.parquet, the project's run-directory columns) "
+        "and metrics.jsonl here.",
+        default=None,
+    )
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"dipo.{name}={getattr(self, name)!r}: {why}")
+
+        for name in ("enable",):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "must be true or false")
+        if self.logprob_source not in LOGPROB_SOURCES:
+            raise bad("logprob_source", f"must be one of {LOGPROB_SOURCES}")
+        for name in ("correct_key", "records_dir"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise bad(name, "must be a non-empty string or null")
+        try:
+            self.core()
+        except ValueError as err:  # re-raise under the verl field path
+            raise ValueError(str(err).replace("DiPOConfig.", "dipo.")) from None
+
+    def core(self) -> DiPOConfig:
+        """The algorithm-core config (``scale`` is set by :func:`validate_verl_config` from verl's)."""
+        names = set(DiPOConfig.field_names())
+        return DiPOConfig(**{f.name: getattr(self, f.name) for f in fields(self) if f.name in names})
+
+    @classmethod
+    def from_mapping(cls, section: Mapping | None) -> VerlDiPOConfig:
+        """Build from the ``dipo:`` mapping (OmegaConf or dict); unknown keys are an error."""
+        data = dict(section or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"dipo: unknown field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**data)
+
+
+def _get(config, dotted: str, default=None):
+    node = config
+    for part in dotted.split("."):
+        if node is None:
+            return default
+        try:
+            node = node[part] if part in node else None
+        except TypeError:
+            return default
+    return default if node is None else node
+
+
+def validate_verl_config(config, dipo_aware_filter: bool) -> DiPOConfig:
+    """Check a composed verl config for a DiPO run and return the core config to use.
+
+    Args:
+        config: the whole composed config (``OmegaConf`` or nested dict) with a ``dipo`` section.
+        dipo_aware_filter: whether the replay buffer that will run verl's group filter is DiPO-aware.
+    Raises:
+        ValueError naming the offending field.
+    """
+    options = VerlDiPOConfig.from_mapping(_get(config, "dipo", {}))
+    estimator = str(_get(config, "algorithm.adv_estimator", ""))
+    if options.enable and estimator not in SUPPORTED_ESTIMATORS:
+        raise ValueError(
+            f"algorithm.adv_estimator={estimator!r}: DiPO needs a group-relative estimator {SUPPORTED_ESTIMATORS} "
+            "(BRR acts on zero-variance groups, where these give A(R) = 0)"
+        )
+    if not _get(config, "trainer.use_v1", True):
+        raise ValueError("trainer.use_v1=false: the DiPO trainer extends verl's V1 trainer; set trainer.use_v1=true")
+    if options.enable and options.logprob_source == "rollout" and not _get(
+        config, "actor_rollout_ref.rollout.calculate_log_probs", False
+    ):
+        raise ValueError(
+            "actor_rollout_ref.rollout.calculate_log_probs=false but dipo.logprob_source='rollout': set it to true "
+            "(the rollout engine returns its log-probs for free) or use dipo.logprob_source=old"
+        )
+    if options.enable and _get(config, "algorithm.filter_groups.enable", False) and not dipo_aware_filter:
+        raise ValueError(
+            "algorithm.filter_groups.enable=true: verl's DAPO group filter drops the all-right/all-wrong groups that "
+            "DiPO learns from. Use the DiPO trainer's DiPO-aware filter (leave trainer.v1.sampler.custom_sampler "
+            "unset) or set algorithm.filter_groups.enable=false"
+        )
+    scale = "group" if _get(config, "algorithm.norm_adv_by_std_in_grpo", True) else "none"
+    core = options.core()
+    return DiPOConfig(**{**core.to_dict(), "scale": scale})

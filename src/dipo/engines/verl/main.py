@@ -1,0 +1,60 @@
+"""Recipe-style launcher: ``python -m dipo.engines.verl.main [--config-path DIR --config-name NAME] key=value ...``
+
+Same as verl's ``python -m verl.trainer.main_ppo`` (Hydra config, Ray init, remote task runner) with
+DiPO's base config (``conf/dipo_trainer.yaml``) and a task runner that imports the DiPO trainers
+itself, so it works even with ``VERL_USE_EXTERNAL_PLUGINS=none``. The config is validated for DiPO
+on the driver, before Ray starts.
+"""
+
+from __future__ import annotations
+
+import hydra
+import ray
+from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
+from verl.trainer.ppo.utils import need_critic, need_reference_policy
+from verl.utils.config import validate_config
+from verl.utils.device import auto_set_device
+
+from dipo.engines.verl.config import DIPO_TRAINER_MODES, validate_verl_config
+
+
+def check_config(config) -> None:
+    """verl's own validation plus DiPO's; raises ValueError naming the field."""
+    mode = config.trainer.v1.trainer_mode
+    if mode not in DIPO_TRAINER_MODES:
+        raise ValueError(f"trainer.v1.trainer_mode={mode!r}: the DiPO launcher needs one of {sorted(DIPO_TRAINER_MODES)}")
+    custom = config.trainer.v1.sampler.get("custom_sampler", None)
+    has_custom_sampler = bool(custom is not None and custom.get("path") and custom.get("name"))
+    # a custom sampler is checked for DiPO-awareness in the task runner, where it is importable
+    validate_verl_config(config, dipo_aware_filter=True if not has_custom_sampler else _custom_is_aware(custom))
+    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+
+
+def _custom_is_aware(custom) -> bool:
+    from verl.utils.import_utils import load_extern_type
+
+    from dipo.engines.verl.filter import DiPOGroupFilter
+
+    return issubclass(load_extern_type(custom.path, custom.name), DiPOGroupFilter)
+
+
+@ray.remote(num_cpus=1)
+class DiPOTaskRunner(TaskRunnerV1.__ray_actor_class__):
+    """verl's V1 task runner, with the DiPO trainer modes registered in its process."""
+
+    def run(self, config):
+        from dipo.engines.verl.trainer import register_trainers
+
+        register_trainers()
+        return super().run(config)
+
+
+@hydra.main(config_path="conf", config_name="dipo_trainer", version_base=None)
+def main(config) -> None:
+    auto_set_device(config)
+    check_config(config)
+    run_ppo(config, task_runner_class=DiPOTaskRunner)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""DiPO trainers for verl's V1 trainer (TransferQueue data plane, verl 0.9).
+
+verl's advantage estimators receive no log-probs, and its DAPO group filter runs in the replay buffer
+before log-probs are recomputed. So DiPO hooks the trainer itself: :class:`DiPOTrainerMixin`
+overrides ``_compute_advantage`` (runs on the driver after the old/ref log-prob passes):
+
+1. verl computes ``A(R)`` with its own estimator (parent method, unchanged);
+2. the mixin reads ``uid``, ``response_mask``, ``rm_scores`` (raw scores, never edited), the rollout
+   (or recomputed) log-probs, verl's ``advantages`` and the verifier field from ``reward_extra_info``;
+3. :func:`dipo.engines.verl.adapter.apply_dipo` runs ``DiPO.step`` (queue on the driver, PSD, BRR)
+   and adds ``alpha * A(R_r)``; the new ``advantages``/``returns`` are written back;
+4. DiPO's metrics go into verl's ``metrics`` dict, so every verl logger (console, W&B, TensorBoard,
+   MLflow, file) receives them; the queue is saved/restored with verl's checkpoints.
+
+Importing this module registers the trainer modes ``dipo_sync``, ``dipo_colocate_async`` and
+``dipo_separate_async`` (``trainer.v1.trainer_mode``); each is verl's trainer of that mode plus DiPO.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import torch
+import transfer_queue as tq
+from tensordict import TensorDict
+from verl.protocol import DataProto
+from verl.trainer.ppo.v1 import trainer_base
+from verl.trainer.ppo.v1.trainer_colocate_async import PPOTrainerColocateAsync
+from verl.trainer.ppo.v1.trainer_separate_async import PPOTrainerSeparateAsync
+from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+from verl.utils.import_utils import load_extern_type
+from verl.workers.utils.padding import response_to_nested
+
+from dipo.core import DiPO
+from dipo.engines.verl.adapter import LOGPROB_KEYS, apply_dipo, participating_rows
+from dipo.engines.verl.config import DIPO_TRAINER_MODES, VerlDiPOConfig, validate_verl_config
+from dipo.engines.verl.filter import DiPOGroupFilter, make_dipo_aware
+from dipo.engines.verl.records import RecordWriter
+
+logger = logging.getLogger(__name__)
+QUEUE_FILE = "dipo_state.pt"
+
+
+def verifier_from_extra_fields(extra_fields, key: str) -> np.ndarray:
+    """``[N]`` floats of ``reward_extra_info[key]`` from TransferQueue's ``extra_fields`` column."""
+    values = []
+    for i, item in enumerate(extra_fields):
+        item = getattr(item, "data", item)
+        info = item.get("reward_extra_info", {}) if isinstance(item, dict) else {}
+        if key not in info:
+            raise KeyError(
+                f"dipo.correct_key={key!r}: sample {i} has no reward_extra_info[{key!r}] "
+                f"(has {sorted(info)}); use a reward manager that reports it (e.g. 'dapo') or set dipo.correct_key=null"
+            )
+        values.append(float(info[key]))
+    return np.asarray(values, dtype=np.float64)
+
+
+class DiPOTrainerMixin:
+    """Mix in before a verl V1 ``PPOTrainer`` subclass: ``class T(DiPOTrainerMixin, PPOTrainerSync)``."""
+
+    def __init__(self, config):
+        # verl branches on the plain mode names ("sync", ...): hand it the base mode of "dipo_<mode>"
+        mode = config.trainer.v1.trainer_mode
+        config.trainer.v1.trainer_mode = DIPO_TRAINER_MODES.get(mode, mode)
+        self._init_dipo(config)
+        super().__init__(config)
+
+    # ------------------------------------------------------------------ setup
+    def _init_dipo(self, config) -> None:
+        self.dipo_options = VerlDiPOConfig.from_mapping(config.get("dipo"))
+        core = validate_verl_config(config, dipo_aware_filter=self._filter_is_dipo_aware(config))
+        self.dipo = DiPO(core)
+        self.dipo_records = RecordWriter(self.dipo_options.records_dir) if self.dipo_options.records_dir else None
+
+    @staticmethod
+    def _filter_is_dipo_aware(config) -> bool:
+        custom = config.trainer.v1.sampler.get("custom_sampler", None)
+        if custom is None or not (custom.get("path") and custom.get("name")):
+            return True  # the built-in buffer, which _build_replay_buffer makes DiPO-aware
+        return issubclass(load_extern_type(custom.path, custom.name), DiPOGroupFilter)
+
+    def _build_replay_buffer(self):
+        buffer = super()._build_replay_buffer()
+        options = getattr(self, "dipo_options", None)
+        if options is not None and options.enable and getattr(buffer, "filter_groups_metric", None) is not None:
+            if not isinstance(buffer, DiPOGroupFilter):
+                make_dipo_aware(buffer)
+            buffer.attach_dipo(self.dipo, LOGPROB_KEYS[options.logprob_source])
+        return buffer
+
+    # ------------------------------------------------------------------ advantage step
+    def _compute_advantage(self, batch, metrics: dict):
+        batch = super()._compute_advantage(batch, metrics)
+        if not self.dipo_options.enable:
+            return batch
+        options = self.dipo_options
+        logprob_key = LOGPROB_KEYS[options.logprob_source]
+        fields = ["uid", "response_mask", "rm_scores", "advantages", logprob_key]
+        if options.correct_key:
+            fields.append("extra_fields")
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        missing = [f for f in fields if f not in data.keys()]
+        if missing:
+            raise KeyError(f"DiPO: TransferQueue batch lacks {missing}" + (
+                " (set actor_rollout_ref.rollout.calculate_log_probs=true)" if logprob_key in missing else ""))
+        verifier = verifier_from_extra_fields(data.pop("extra_fields"), options.correct_key) if options.correct_key \
+            else None
+        response_mask = data["response_mask"]
+        proto = DataProto(batch=data.to_padded_tensor())
+        proto.non_tensor_batch["uid"] = np.array(proto.batch.pop("uid").tolist(), dtype=object)
+        proto.batch["token_level_scores"] = proto.batch.pop("rm_scores")
+
+        is_padding = np.array([bool(tag.get("is_padding", False)) for tag in batch.tags], dtype=bool)
+        rows, source = participating_rows(list(batch.keys), is_padding)
+        result = apply_dipo(proto, self.dipo, logprob_key=logprob_key, verifier_rewards=verifier,
+                            rows=rows, source=source)
+
+        out = TensorDict({name: response_to_nested(proto.batch[name], response_mask)
+                          for name in ("advantages", "returns")}, batch_size=len(batch))
+        batch = tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=out)
+
+        step_metrics = dict(result.step.metrics)
+        step_metrics["dipo/extra_advantage_abs"] = float(result.extra.abs().mean())
+        metrics.update(step_metrics)
+        if self.dipo_records is not None:
+            lengths = proto.batch["response_mask"][torch.as_tensor(rows)].sum(-1).cpu().numpy()
+            max_len = int(self.config.actor_rollout_ref.rollout.response_length)
+            self.dipo_records.write(self.global_steps, result.step, proto.non_tensor_batch["uid"][rows],
+                                    lengths, lengths >= max_len, step_metrics)
+        return batch
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint_folder(self) -> str:
+        folder = os.path.join(self.config.trainer.default_local_dir, f"global_step_{self.global_steps}")
+        if self.config.trainer.resume_mode == "resume_path" and self.config.trainer.resume_from_path:
+            folder = self.config.trainer.resume_from_path
+        return folder if os.path.isabs(folder) else os.path.join(os.getcwd(), folder)
+
+    def _save_checkpoint(self):
+        # Written before verl's own save, which writes latest_checkpointed_iteration.txt last: a
+        # checkpoint verl would resume from always has its DiPO queue.
+        folder = self._checkpoint_folder()
+        os.makedirs(folder, exist_ok=True)
+        torch.save({"dipo": self.dipo.state_dict(), "global_steps": self.global_steps},
+                   os.path.join(folder, QUEUE_FILE))
+        return super()._save_checkpoint()
+
+    def _load_checkpoint(self):
+        result = super()._load_checkpoint()
+        if self.global_steps <= 0:
+            return result
+        path = os.path.join(self._checkpoint_folder(), QUEUE_FILE)
+        if not os.path.exists(path):
+            logger.warning("DiPO: %s not found; resuming with an empty PPL queue", path)
+            return result
+        try:
+            state = torch.load(path, weights_only=False)
+            self.dipo.load_state_dict(state["dipo"])
+        except (OSError, KeyError, ValueError, RuntimeError) as err:
+            raise ValueError(f"DiPO: cannot restore the PPL queue from {path}: {err}") from err
+        logger.info("DiPO: restored a PPL queue of %d samples from %s", len(self.dipo.queue), path)
+        return result
+
+
+def _register(name: str, base: type) -> type:
+    existing = trainer_base.TRAINER_REGISTRY.get(name)
+    if existing is not None:
+        return existing
+    cls = type(f"DiPO{base.__name__}", (DiPOTrainerMixin, base), {"__module__": __name__})
+    return trainer_base.register_trainer(name)(cls)
+
+
+_BASES = {"sync": PPOTrainerSync, "colocate_async": PPOTrainerColocateAsync,
+          "separate_async": PPOTrainerSeparateAsync}
+TRAINERS = {name: _register(name, _BASES[mode]) for name, mode in DIPO_TRAINER_MODES.items()}
+DiPOTrainerSync = TRAINERS["dipo_sync"]
+
+
+def register_trainers() -> dict[str, type]:
+    """Idempotent: the DiPO trainer modes are registered when this module is imported."""
+    return dict(TRAINERS)
