@@ -4,10 +4,19 @@ Every `*_reward` function has TRL's reward-function signature
 `f(completions, **dataset_columns) -> list[float]` and returns 0 for bad model output.
 """
 
+from dipo.rewards.bfcl import BFCLResult, ToolCallParseError, bfcl_ast_check, parse_function_calls
 from dipo.rewards.grader import MathGrader, default_grader, quick_verdict, verify_answer
 from dipo.rewards.maths import completion_text, extract_boxed, math_correct, math_reward
+from dipo.rewards.tool import make_tool_call_reward, tool_call_reward, toolrl_score
 
 __all__ = [
+    "BFCLResult",
+    "ToolCallParseError",
+    "bfcl_ast_check",
+    "make_tool_call_reward",
+    "parse_function_calls",
+    "tool_call_reward",
+    "toolrl_score",
     "MathGrader",
     "completion_text",
     "default_grader",

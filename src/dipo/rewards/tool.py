@@ -1,0 +1,133 @@
+"""Tool-call training rewards (TRL reward-function signature).
+
+Two kinds of rows are supported, told apart by their columns:
+- BFCL rows (`functions`, `possible_answer`, `category` columns): 1.0 when `bfcl_ast_check`
+  accepts the completion, else 0.0;
+- ToolRL rows (`answer`, the gold `<tool_call>` text as in `../shared/data/tool/rlla_*.jsonl`,
+  or gold calls already parsed): 1.0 when the completion calls the same functions with the
+  same arguments (any order), else 0.0. A gold without `<tool_call>` means "answer without
+  calling a tool".
+
+`partial_credit=True` gives the ToolRL-style shaped reward (Qian et al., 2025) rescaled to 0..1:
+`format_weight * format + (1 - format_weight) * (name + keys + values) / 3`, where `format` is 1
+when the completion has a `<think>` block and a `<tool_call>` block exactly when the gold has
+calls, `name` is the multiset Jaccard overlap of called function names, and `keys` / `values`
+are, over gold calls paired greedily with predicted calls of the same name, the Jaccard overlap of
+argument names and the fraction of gold arguments given the gold value, divided by
+max(#gold, #predicted) calls. Bad or unparsable output scores 0 on the parts it fails.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dipo.rewards.bfcl import ToolCallParseError, bfcl_ast_check, parse_function_calls
+from dipo.rewards.maths import completion_text
+
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+
+
+def _gold_calls(answer: Any) -> list[tuple[str, dict]]:
+    if isinstance(answer, str) and "<tool_call>" not in answer:
+        return []
+    return [next(iter(c.items())) for c in parse_function_calls(answer)]
+
+
+def _predicted_calls(text: str) -> list[tuple[str, dict]] | None:
+    if "<tool_call>" not in text:
+        return []
+    try:
+        return [next(iter(c.items())) for c in parse_function_calls(text)]
+    except ToolCallParseError:
+        return None
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Values match when equal, or when their text forms match ("1" and 1: ToolRL's gold
+    stores every value as a string)."""
+    return a == b or (not isinstance(a, (dict, list)) and str(a).strip() == str(b).strip())
+
+
+def _same_call(pred: tuple[str, dict], gold: tuple[str, dict]) -> bool:
+    return pred[0] == gold[0] and pred[1].keys() == gold[1].keys() and all(
+        _same_value(pred[1][k], v) for k, v in gold[1].items())
+
+
+def exact_tool_match(pred: list[tuple[str, dict]] | None, gold: list[tuple[str, dict]]) -> bool:
+    """Same calls as the gold, in any order (a multiset match)."""
+    if pred is None or len(pred) != len(gold):
+        return False
+    unused = list(pred)
+    for call in gold:
+        match = next((p for p in unused if _same_call(p, call)), None)
+        if match is None:
+            return False
+        unused.remove(match)
+    return True
+
+
+def _jaccard(a: Counter, b: Counter) -> float:
+    union = sum((a | b).values())
+    return 1.0 if union == 0 else sum((a & b).values()) / union
+
+
+def toolrl_score(text: str, gold: list[tuple[str, dict]], format_weight: float = 0.2) -> float:
+    """ToolRL-style partial credit in 0..1 (see the module doc)."""
+    pred = _predicted_calls(text)
+    has_block = "<tool_call>" in text and "</tool_call>" in text
+    format_ok = bool(_THINK.search(text)) and has_block == bool(gold) and pred is not None
+    pred = pred or []
+    if not gold and not pred:
+        correctness = 1.0
+    else:
+        names = _jaccard(Counter(n for n, _ in pred), Counter(n for n, _ in gold))
+        keys = values = 0.0
+        unused = list(pred)
+        for name, args in gold:
+            match = next((p for p in unused if p[0] == name), None)
+            if match is None:
+                continue
+            unused.remove(match)
+            keys += _jaccard(Counter(match[1].keys()), Counter(args.keys()))
+            values += sum(_same_value(match[1].get(k), v) for k, v in args.items() if k in match[1]) / max(1, len(args))
+        pairs = max(len(gold), len(pred))
+        correctness = (names + keys / pairs + values / pairs) / 3
+    return format_weight * float(format_ok) + (1 - format_weight) * correctness
+
+
+def make_tool_call_reward(partial_credit: bool = False, format_weight: float = 0.2) -> Callable[..., list[float]]:
+    """A TRL reward function for tool calls (see the module doc for the rows it reads)."""
+    if not 0.0 <= format_weight <= 1.0:
+        raise ValueError(f"format_weight must be in [0, 1], got {format_weight}")
+
+    def reward(completions: Sequence[Any], answer: Sequence[Any] | None = None, functions=None,
+               possible_answer=None, category=None, **kwargs: Any) -> list[float]:
+        n = len(completions)
+        texts = [completion_text(c) for c in completions]
+        if possible_answer is not None and functions is not None:
+            categories = category if isinstance(category, (list, tuple)) else [category or "simple_python"] * n
+            return [float(bfcl_ast_check(f, t, a, c).valid)
+                    for f, t, a, c in zip(functions, texts, possible_answer, categories)]
+        if answer is None:
+            raise ValueError("tool_call_reward needs an `answer` column (or BFCL `functions` + `possible_answer`)")
+        answers = [answer] * n if isinstance(answer, str) else list(answer)
+        if len(answers) != n:
+            raise ValueError(f"answer: got {len(answers)} values for {n} completions")
+        scores = []
+        for text, gold_answer in zip(texts, answers):
+            gold = _gold_calls(gold_answer)
+            if partial_credit:
+                scores.append(toolrl_score(text, gold, format_weight))
+            else:
+                scores.append(float(exact_tool_match(_predicted_calls(text), gold)))
+        return scores
+
+    reward.__name__ = "tool_call_partial_reward" if partial_credit else "tool_call_reward"
+    return reward
+
+
+tool_call_reward = make_tool_call_reward()
+tool_call_reward.__doc__ = "Binary tool-call reward (BFCL AST rules or exact ToolRL match); see dipo.rewards.tool."
