@@ -1,1 +1,31 @@
-"""dipo.data."""
+"""Dataset loading (local JSONL/JSON/Parquet, Hugging Face ids) and prompt building."""
+
+from dipo.data.io import DataError, load_records, read_records
+from dipo.data.loaders import (
+    BFCL_CATEGORIES,
+    MATH_BENCHMARKS,
+    data_dir,
+    load_bfcl,
+    load_math_dataset,
+    load_toolrl_dataset,
+    resolve_math_benchmark,
+)
+from dipo.data.prompts import MATH_INSTRUCTION, bfcl_messages, math_messages, math_prompt, render_prompt
+
+__all__ = [
+    "BFCL_CATEGORIES",
+    "MATH_BENCHMARKS",
+    "MATH_INSTRUCTION",
+    "DataError",
+    "bfcl_messages",
+    "data_dir",
+    "load_bfcl",
+    "load_math_dataset",
+    "load_records",
+    "load_toolrl_dataset",
+    "math_messages",
+    "math_prompt",
+    "read_records",
+    "render_prompt",
+    "resolve_math_benchmark",
+]

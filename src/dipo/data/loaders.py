@@ -1,0 +1,145 @@
+"""Dataset loaders: maths problems, BFCL categories, ToolRL rows; short benchmark names.
+
+The real data lives outside the repository, in `../shared/data` (see its README); set
+DIPO_DATA_DIR to point elsewhere. Every loader returns rows with at least `id`, `prompt` and
+`answer`, the columns TRL's reward functions and `dipo.eval` read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dipo.data.io import DataError, load_records, require
+from dipo.data.prompts import MATH_INSTRUCTION, bfcl_messages, math_messages, render_prompt
+
+# short name -> file under <data dir>/math
+MATH_BENCHMARKS = {
+    "aime24": "aime24.jsonl", "aime25": "aime25.jsonl", "amc23": "amc23.jsonl", "math500": "math500.jsonl",
+    "olympiadbench": "olympiadbench.jsonl", "gsm8k": "gsm8k_test.jsonl", "deepmath": "deepmath_train.jsonl",
+}
+BFCL_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "live_simple", "live_multiple",
+                   "live_parallel", "live_parallel_multiple", "irrelevance")
+
+
+def data_dir() -> Path:
+    """The shared data directory: $DIPO_DATA_DIR, else `../shared/data` beside the checkout."""
+    candidates = [Path(os.environ["DIPO_DATA_DIR"])] if os.environ.get("DIPO_DATA_DIR") else []
+    candidates += [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[4] / "shared" / "data"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"data directory not found (tried {[str(c) for c in candidates]}); set DIPO_DATA_DIR")
+
+
+def resolve_math_benchmark(spec: str) -> str:
+    """A short benchmark name (`aime24`, `math500`, ...) to its file; anything else unchanged."""
+    if spec in MATH_BENCHMARKS and not Path(spec).exists():
+        return str(data_dir() / "math" / MATH_BENCHMARKS[spec])
+    return spec
+
+
+def _as_answer(value: Any, source: str, index: int, field: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataError(f"{source}: row {index}: field {field!r} must be a string or number, got {type(value).__name__}")
+    return str(value)
+
+
+def load_math_dataset(path_or_id: str | Path, problem_field: str = "problem", answer_field: str = "answer",
+                      id_field: str | None = "id", split: str = "train", name: str | None = None,
+                      limit: int | None = None, tokenizer: Any = None, instruction: str = MATH_INSTRUCTION,
+                      system_prompt: str | None = None, as_dataset: bool = True):
+    """Maths problems as rows `{"id", "problem", "answer", "prompt"}`.
+
+    path_or_id: a `.jsonl`/`.json`/`.parquet` file, a short benchmark name (`aime24`, `aime25`,
+    `amc23`, `math500`, `olympiadbench`, `gsm8k`, `deepmath`) or a Hugging Face dataset id (with
+    `split`, `name`). Field names are configurable, dotted for nested fields (`reward_model.ground_truth`).
+    `prompt` is the chat-message list (`math_messages`: problem + the paper's instruction), which
+    TRL renders with the model's chat template; pass `tokenizer` to get rendered text instead.
+    Returns a `datasets.Dataset` (`as_dataset=True`, when `datasets` is installed) or a list.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    source = resolve_math_benchmark(str(path_or_id))
+    records = load_records(source, split=split, name=name)
+    if limit is not None:
+        records = records[:limit]
+    rows = []
+    for i, record in enumerate(records):
+        problem = require(record, problem_field, source, i)
+        if not isinstance(problem, str) or not problem.strip():
+            raise DataError(f"{source}: row {i}: field {problem_field!r} must be non-empty text")
+        answer = _as_answer(require(record, answer_field, source, i), source, i, answer_field)
+        row_id = record.get(id_field) if id_field else None
+        messages = math_messages(problem, instruction, system_prompt)
+        rows.append({"id": str(row_id) if row_id is not None else f"{Path(source).stem}-{i}", "problem": problem,
+                     "answer": answer, "prompt": render_prompt(messages, tokenizer) if tokenizer else messages})
+    if not rows:
+        raise DataError(f"{source}: no rows")
+    return _maybe_dataset(rows, as_dataset)
+
+
+def _maybe_dataset(rows: list[dict], as_dataset: bool):
+    if not as_dataset:
+        return rows
+    try:
+        from datasets import Dataset
+    except ImportError:
+        return rows
+    return Dataset.from_list(rows)
+
+
+def load_bfcl(category: str, data_dir_: str | Path | None = None, limit: int | None = None,
+              tokenizer: Any = None) -> list[dict]:
+    """One BFCL AST category as rows `{"id", "category", "question", "functions",
+    "possible_answer", "prompt"}` (`possible_answer` is None for irrelevance; `prompt` is the
+    prompting-mode chat messages, or text when `tokenizer` is given). Only the first turn of
+    each question is used (the AST categories are single-turn)."""
+    if category not in BFCL_CATEGORIES:
+        raise ValueError(f"unknown BFCL category {category!r}; choose from {BFCL_CATEGORIES}")
+    root = Path(data_dir_) if data_dir_ else data_dir() / "bfcl"
+    questions_file = root / f"BFCL_v4_{category}.json"
+    questions = load_records(questions_file)[:limit]
+    answers: dict[str, Any] = {}
+    if category != "irrelevance":
+        answers_file = root / "possible_answer" / questions_file.name
+        answers = {str(require(r, "id", str(answers_file), i)): require(r, "ground_truth", str(answers_file), i)
+                   for i, r in enumerate(load_records(answers_file))}
+    rows = []
+    for i, record in enumerate(questions):
+        entry_id = str(require(record, "id", str(questions_file), i))
+        turns = require(record, "question", str(questions_file), i)
+        functions = require(record, "function", str(questions_file), i)
+        if not isinstance(turns, list) or not turns or not isinstance(turns[0], list):
+            raise DataError(f"{questions_file}: row {i}: field 'question' must be a list of turns (lists of messages)")
+        if category != "irrelevance" and entry_id not in answers:
+            raise DataError(f"{questions_file}: row {i}: no possible answer with id {entry_id!r}")
+        messages = bfcl_messages(turns[0], functions)
+        rows.append({"id": entry_id, "category": category, "question": turns[0], "functions": functions,
+                     "possible_answer": answers.get(entry_id),
+                     "prompt": render_prompt(messages, tokenizer) if tokenizer else messages})
+    return rows
+
+
+def load_toolrl_dataset(path: str | Path, limit: int | None = None, tokenizer: Any = None, as_dataset: bool = True):
+    """ToolRL "rlla" rows as `{"id", "prompt", "answer"}`, `answer` being the gold `<tool_call>`
+    text that `dipo.rewards.tool_call_reward` compares against. Accepts the verl-style RL rows
+    (`prompt` chat list, `reward_model.ground_truth`) and the SFT rows (`instruction`, `input`,
+    `output`)."""
+    source = str(path)
+    rows = []
+    for i, record in enumerate(load_records(source)[:limit]):
+        if "reward_model" in record:
+            messages = require(record, "prompt", source, i)
+            answer = require(record, "reward_model.ground_truth", source, i)
+            row_id = (record.get("extra_info") or {}).get("index", i)
+        else:
+            messages = [{"role": "system", "content": require(record, "instruction", source, i)},
+                        {"role": "user", "content": require(record, "input", source, i)}]
+            answer, row_id = require(record, "output", source, i), i
+        if not isinstance(messages, list) or not all(isinstance(m, dict) and "content" in m for m in messages):
+            raise DataError(f"{source}: row {i}: field 'prompt' must be a list of chat messages")
+        rows.append({"id": f"{Path(source).stem}-{row_id}", "answer": str(answer),
+                     "prompt": render_prompt(messages, tokenizer) if tokenizer else messages})
+    return _maybe_dataset(rows, as_dataset)
