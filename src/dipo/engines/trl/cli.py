@@ -85,7 +85,8 @@ def parse(argv: list[str]) -> tuple[TrainScriptArguments, DiPOConfig, ModelConfi
 def save_resolved_config(path: Path, script, training, model) -> None:
     """One flat YAML mapping that `dipo train --config` reads back."""
     resolved = {**asdict(script), **training.to_dict(), **asdict(model)}
-    resolved = {k: v for k, v in resolved.items() if k in _settable_fields()}
+    # TRL derives generation_batch_size from steps_per_generation and refuses both at once
+    resolved = {k: v for k, v in resolved.items() if k in _settable_fields() and k != "generation_batch_size"}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(resolved, sort_keys=True))
 

@@ -17,7 +17,6 @@ monitored the same way. Invalid values raise `ValueError` naming the field, befo
 
 from __future__ import annotations
 
-import math
 from dataclasses import MISSING, dataclass, field, fields
 
 from trl import GRPOConfig
