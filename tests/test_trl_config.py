@@ -14,6 +14,7 @@ from dipo.engines.trl import cli as train_cli
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 CPU = ["--use_vllm", "false", "--bf16", "false", "--use_cpu", "true"]
+SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
 
 
 def _config(**kw) -> DiPOConfig:
@@ -80,13 +81,17 @@ def test_paper_math_recipe_values():
 @pytest.mark.parametrize("path", [p for p in CONFIGS if not p.name.startswith("testbed")], ids=lambda p: p.name)
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_gpu_recipes_dry_run_on_the_tiny_model(tiny_model_dir, tmp_path, path, lora):
-    """The paper recipes build a trainer (LoRA too) with their own settings; only the model, data,
-    device and vLLM are swapped for what this machine has."""
+    """The paper recipes build a trainer (LoRA too) with their own settings; only the model, the
+    training file (real rows from ../shared/data), device and vLLM are swapped for what this machine has."""
     script, _, _ = train_cli.parse(["--config", str(path), *CPU])
-    dataset = "testbed:tool" if script.rewards == ["tool_call"] else "testbed:math"
+    if script.rewards == ["tool_call"]:
+        data = ["--dataset", str(SHARED_DATA / "tool" / "rlla_test.jsonl")]
+    else:
+        data = ["--dataset", str(SHARED_DATA / "math" / "deepmath_train.jsonl"), "--problem_field", "problem",
+                "--answer_field", "answer"]
     code = train_cli.main([
         "--config", str(path), *CPU, "--model_name_or_path", str(tiny_model_dir), "--dtype", "float32",
-        "--dataset", dataset, "--heldout_dataset", "none", "--testbed_size", "32",
+        *data, "--max_train_examples", "32", "--heldout_dataset", "none",
         "--output_dir", str(tmp_path), "--report_to", "none", "--use_peft", str(lora).lower(), "--dry_run", "true",
     ])
     assert code == 0
@@ -98,6 +103,15 @@ def test_cli_rejects_bad_values_before_loading(tmp_path, capsys):
     assert code == 2 and "DiPOConfig.method='ppo'" in capsys.readouterr().err
     code = train_cli.main(["--config", "configs/testbed.yaml", "--rewards", "bleu", "--output_dir", str(tmp_path)])
     assert code == 2 and "rewards" in capsys.readouterr().err
+
+
+def test_cli_rejects_rows_without_the_answer_field(tiny_model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"problem": "1+1?", "solution": "2"}) + "\n")
+    code = train_cli.main(["--config", "configs/testbed.yaml", "--model_name_or_path", str(tiny_model_dir),
+                           "--dataset", str(bad), "--output_dir", str(tmp_path / "run"), "--dry_run", "true"])
+    assert code == 2 and "missing field 'answer'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # failed before anything was written
 
 
 def test_resolved_config_round_trips(tmp_path):

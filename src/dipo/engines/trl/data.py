@@ -44,19 +44,23 @@ def _testbed_rows(kind: str, script, split: str) -> list[dict]:
 
 
 def load_prompts(spec: str, script, split: str) -> Dataset:
-    """A `datasets.Dataset` with at least `prompt` and `answer` columns."""
+    """A `datasets.Dataset` with `prompt` (chat messages or text) and `answer` columns.
+
+    The loader follows the reward: tool-call rewards read ToolRL-style rows
+    (`dipo.data.load_toolrl_dataset`), otherwise maths rows with the configured field names
+    (`dipo.data.load_math_dataset`, which also knows short names such as `math500`, `aime24`).
+    """
     if spec.startswith("testbed:"):
         return Dataset.from_list(_testbed_rows(spec.split(":", 1)[1], script, "train" if split == "train" else "test"))
-    try:
-        from dipo.data import load_math_dataset
-    except ImportError as exc:
-        raise ValueError(f"dataset {spec!r}: dipo.data.load_math_dataset is not available ({exc})") from exc
-    data = load_math_dataset(spec, problem_field=script.problem_field, answer_field=script.answer_field, split=split)
+    from dipo.data import load_math_dataset, load_toolrl_dataset
+
+    if "tool_call" in script.rewards:
+        data = load_toolrl_dataset(spec)
+    else:
+        data = load_math_dataset(spec, problem_field=script.problem_field, answer_field=script.answer_field,
+                                 split=split)
     if not isinstance(data, Dataset):
         data = Dataset.from_list(list(data))
-    missing = {"prompt", "answer"} - set(data.column_names)
-    if missing:
-        raise ValueError(f"dataset {spec!r}: rows lack the columns {sorted(missing)} after loading")
     return data
 
 
