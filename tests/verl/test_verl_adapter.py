@@ -7,6 +7,7 @@ import pytest
 import torch
 
 pytest.importorskip("verl")
+pytestmark = pytest.mark.verl
 
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage  # noqa: E402
 from verl.trainer.ppo.ray_trainer import compute_advantage  # noqa: E402

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("verl")
+pytestmark = pytest.mark.verl
 
 from hydra import compose, initialize_config_dir, initialize_config_module  # noqa: E402
 

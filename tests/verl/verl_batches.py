@@ -60,3 +60,76 @@ def make_batch(groups: list[tuple[str, list[float], list[float]]], width: int = 
     data.batch["token_level_scores"] = outcome_scores(scores, mask)
     data.batch["token_level_rewards"] = data.batch["token_level_scores"]
     return data
+
+
+class FakeTransferQueue:
+    """In-memory stand-in for TransferQueue's key-value API (``kv_batch_get``/``kv_batch_put``).
+
+    Rows are stored per key; reads are built by verl's own ``list_of_dict_to_tensordict``, so the
+    trainer code sees the layout the real store returns (nested jagged tensors per response, non-tensor
+    stacks for strings and dicts). Fields a row lacks are left out of a read, as TransferQueue does for
+    fields nobody wrote (verl asks for ``values``/``ref_log_prob`` unconditionally).
+    """
+
+    def __init__(self):
+        self.rows: dict[tuple[str, str], dict] = {}
+        self.tags: dict[tuple[str, str], dict] = {}
+
+    def add(self, partition_id: str, keys: list[str], rows: list[dict], tags: list[dict]):
+        from transfer_queue import KVBatchMeta
+
+        for key, row, tag in zip(keys, rows, tags, strict=True):
+            self.rows[(partition_id, key)] = dict(row)
+            self.tags[(partition_id, key)] = dict(tag)
+        return KVBatchMeta(keys=list(keys), tags=list(tags), partition_id=partition_id)
+
+    def kv_batch_get(self, keys, partition_id, select_fields=None):
+        from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+        rows = [self.rows[(partition_id, key)] for key in keys]
+        names = list(select_fields) if select_fields is not None else list(rows[0])
+        present = [name for name in names if all(name in row for row in rows)]
+        return list_of_dict_to_tensordict([{name: row[name] for name in present} for row in rows])
+
+    def kv_batch_put(self, keys, partition_id, fields=None, tags=None):
+        from tensordict.tensorclass import NonTensorData
+        from transfer_queue import KVBatchMeta
+
+        for i, key in enumerate(keys):
+            if fields is not None:
+                row = fields[i]
+                for name in fields.keys():
+                    value = row[name]
+                    self.rows[(partition_id, key)][name] = value.data if isinstance(value, NonTensorData) else value
+            if tags is not None:
+                self.tags[(partition_id, key)].update(tags[i])
+        return KVBatchMeta(keys=list(keys), tags=[self.tags[(partition_id, k)] for k in keys],
+                           partition_id=partition_id)
+
+    def field(self, partition_id: str, keys: list[str], name: str) -> list:
+        return [self.rows[(partition_id, key)][name] for key in keys]
+
+
+def trajectory_rows(groups, width: int = 6, acc_of=lambda score: float(score > 0)):
+    """TransferQueue rows for ``(uid, scores, logppls)`` groups: keys ``{uid}_{session}_0``.
+
+    ``rm_scores`` carries the score on the last response token (as verl's reward loop writes it);
+    ``extra_fields.reward_extra_info.acc`` is the verifier's correctness.
+    """
+    keys, rows, tags = [], [], []
+    for g, (uid, scores, logppls) in enumerate(groups):
+        for j, (score, lp) in enumerate(zip(scores, logppls)):
+            length = 2 + (g + j) % (width - 2)
+            rm = torch.zeros(length)
+            rm[-1] = score
+            keys.append(f"{uid}_{j}_0")
+            rows.append({
+                "uid": uid,
+                "response_mask": torch.ones(length, dtype=torch.int64),
+                "rm_scores": rm,
+                "rollout_log_probs": torch.full((length,), -lp),
+                "old_log_probs": torch.full((length,), -lp - 0.05),
+                "extra_fields": {"reward_extra_info": {"acc": acc_of(score)}},
+            })
+            tags.append({"seq_len": 10 + length, "is_padding": uid.startswith("pad")})
+    return keys, rows, tags

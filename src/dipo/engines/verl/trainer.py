@@ -159,7 +159,7 @@ class DiPOTrainerMixin:
         try:
             state = torch.load(path, weights_only=False)
             self.dipo.load_state_dict(state["dipo"])
-        except (OSError, KeyError, ValueError, RuntimeError) as err:
+        except Exception as err:  # unreadable, truncated or foreign file: say which one
             raise ValueError(f"DiPO: cannot restore the PPL queue from {path}: {err}") from err
         logger.info("DiPO: restored a PPL queue of %d samples from %s", len(self.dipo.queue), path)
         return result
