@@ -149,3 +149,17 @@ def test_dynamic_sampling_refills_with_new_prompts(tiny_model_dir, tmp_path):
     assert flat_groups == metrics["dynamic_sampling/filled_groups"]  # kept groups have signal unless filled
     first_round = set(rec.loc[rec["round"] == 0, "prompt_id"])
     assert set(rec.loc[rec["round"] == 1, "prompt_id"]) - first_round  # the refill brought new prompts
+
+
+def test_heldout_evaluation_is_logged_as_eval_accuracy(tiny_model_dir, tmp_path):
+    from trl_helpers import tiny_dataset
+
+    def first_char_is_digit(completions, **kwargs):  # a verifier the random model passes sometimes
+        return [float(c[:1].isdigit()) for c in completions]
+
+    trainer = make_trainer(tiny_model_dir, tmp_path, reward=first_char_is_digit, method="dipo", max_steps=2,
+                           heldout=tiny_dataset(4), heldout_eval_steps=1, heldout_k=2, heldout_max_problems=3)
+    trainer.train()
+    evals = [m for m in read_metrics(tmp_path) if "eval/accuracy" in m]
+    assert [m["step"] for m in evals] == [1, 2]
+    assert all(0.0 <= m["eval/accuracy"] <= m["eval/pass@2"] <= 1.0 for m in evals)

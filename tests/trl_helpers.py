@@ -24,7 +24,7 @@ def text_hash_reward(completions, **kwargs):
     return [float(zlib.crc32(c.encode()) % 2) for c in completions]
 
 
-def make_trainer(model_dir, out_dir, reward=text_hash_reward, dataset=None, **overrides):
+def make_trainer(model_dir, out_dir, reward=text_hash_reward, dataset=None, heldout=None, **overrides):
     from dipo.engines.trl import DiPOConfig, DiPOTrainer
 
     torch.set_num_threads(1)
@@ -35,7 +35,7 @@ def make_trainer(model_dir, out_dir, reward=text_hash_reward, dataset=None, **ov
     )
     settings.update(overrides)
     return DiPOTrainer(model=str(model_dir), reward_funcs=reward, args=DiPOConfig(**settings),
-                       train_dataset=dataset if dataset is not None else tiny_dataset())
+                       train_dataset=dataset if dataset is not None else tiny_dataset(), heldout_dataset=heldout)
 
 
 def read_metrics(run_dir) -> list[dict]:

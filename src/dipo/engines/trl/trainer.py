@@ -312,16 +312,16 @@ class DiPOTrainer(GRPOTrainer):
 
 
 class _HeldoutEvalCallback(TrainerCallback):
-    """Every `heldout_eval_steps` steps: mean@k on the held-out set with `dipo.eval`, logged as eval/accuracy."""
+    """Every `heldout_eval_steps` steps (and at the end): mean@k on the held-out set, logged as eval/accuracy."""
 
     def __init__(self, trainer: DiPOTrainer):
         self.trainer = trainer
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step % args.heldout_eval_steps == 0:
-            from dipo.engines.trl.heldout import heldout_accuracy
+        if state.global_step % args.heldout_eval_steps == 0 or state.global_step == state.max_steps:
+            from dipo.engines.trl.heldout import heldout_metrics
 
-            self.trainer.log({"eval/accuracy": heldout_accuracy(self.trainer)})
+            self.trainer.log(heldout_metrics(self.trainer))
 
 
 def _prompt_id(row: dict) -> str:
