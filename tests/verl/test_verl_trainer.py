@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("verl")
+pytest.importorskip("verl.protocol")  # not bare "verl": tests/verl itself would satisfy that
 pytestmark = pytest.mark.verl
 
-from hydra import compose, initialize_config_dir  # noqa: E402
 import transfer_queue.interface  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
 from verl.trainer.ppo.v1 import get_trainer_cls, replay_buffer, trainer_base  # noqa: E402
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer  # noqa: E402
 from verl.utils.tracking import Tracking  # noqa: E402

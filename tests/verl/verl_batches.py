@@ -1,4 +1,4 @@
-"""Hand-built verl batches for the verl-environment tests (imported only after importorskip("verl")).
+"""Hand-built verl batches for the verl-environment tests (imported only after importorskip("verl.protocol")).
 
 Not a conftest: the main environment collects tests/ without verl and must skip these cleanly."""
 
