@@ -1,0 +1,103 @@
+"""Batched sampling of k completions per prompt: transformers, or vLLM when installed with a GPU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm.auto import tqdm
+
+
+@dataclass
+class Completion:
+    """One sampled completion: its text, number of generated tokens, and whether it hit the
+    token limit before the end-of-sequence token."""
+
+    text: str
+    length: int
+    truncated: bool
+
+
+def _sampling_kwargs(temperature: float, top_p: float) -> dict[str, Any]:
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {temperature}, {top_p}")
+    if temperature == 0:
+        return {"do_sample": False}
+    return {"do_sample": True, "temperature": temperature, "top_p": top_p}
+
+
+def generate_transformers(model: Any, tokenizer: Any, prompts: list[str], k: int = 1, temperature: float = 0.6,
+                          top_p: float = 0.95, max_new_tokens: int = 1024, batch_size: int = 16, seed: int = 0,
+                          progress: bool = True, desc: str = "generating") -> list[list[Completion]]:
+    """k completions per prompt text with `model.generate`, `batch_size` sequences at a time.
+
+    Prompts are left-padded; the model is put in eval mode and restored afterwards, so a
+    trainer can call this mid-training. Temperature 0 is greedy decoding (k identical copies).
+    """
+    import torch
+
+    if k < 1 or batch_size < 1 or max_new_tokens < 1:
+        raise ValueError(f"k, batch_size and max_new_tokens must be >= 1, got {k}, {batch_size}, {max_new_tokens}")
+    sampling = _sampling_kwargs(temperature, top_p)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos_ids = model.generation_config.eos_token_id or tokenizer.eos_token_id
+    eos_ids = set(eos_ids if isinstance(eos_ids, list) else [eos_ids])
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    was_training = model.training
+    model.eval()
+    per_batch = max(1, batch_size // k)  # prompts per generate call; each yields k sequences
+    results: list[list[Completion]] = []
+    # Our own seeded RNG stream, so evaluating mid-training leaves the trainer's RNG untouched.
+    cuda_devices = [model.device] if model.device.type == "cuda" else []
+    rng = torch.random.fork_rng(devices=cuda_devices)
+    rng.__enter__()
+    torch.manual_seed(seed)
+    try:
+        bar = tqdm(total=len(prompts), desc=desc, disable=not progress, unit="prompt")
+        for start in range(0, len(prompts), per_batch):
+            chunk = prompts[start : start + per_batch]
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            with torch.no_grad():
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, num_return_sequences=k,
+                                     pad_token_id=pad_id, **sampling)
+            new_tokens = out[:, enc["input_ids"].shape[1]:].tolist()
+            for i in range(len(chunk)):
+                samples = []
+                for tokens in new_tokens[i * k : (i + 1) * k]:
+                    end = next((t for t, tok in enumerate(tokens) if tok in eos_ids), None)
+                    kept = tokens if end is None else tokens[:end]
+                    while kept and kept[-1] == pad_id and pad_id not in eos_ids:
+                        kept = kept[:-1]
+                    samples.append(Completion(tokenizer.decode(kept, skip_special_tokens=True), len(kept),
+                                              truncated=end is None and len(kept) >= max_new_tokens))
+                results.append(samples)
+            bar.update(len(chunk))
+        bar.close()
+    finally:
+        tokenizer.padding_side = padding_side
+        rng.__exit__(None, None, None)
+        model.train(was_training)
+    return results
+
+
+def vllm_available() -> bool:
+    """vLLM is importable and a CUDA GPU is present."""
+    try:
+        import torch
+        import vllm  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def generate_vllm(model_path: str, prompts: list[str], k: int = 1, temperature: float = 0.6, top_p: float = 0.95,
+                  max_new_tokens: int = 1024, seed: int = 0, **llm_kwargs: Any) -> list[list[Completion]]:
+    """k completions per prompt text with vLLM (one engine for the whole list)."""
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=model_path, seed=seed, **llm_kwargs)
+    params = SamplingParams(n=k, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                            max_tokens=max_new_tokens, seed=seed)
+    outputs = llm.generate(prompts, params)
+    return [[Completion(o.text, len(o.token_ids), o.finish_reason == "length") for o in out.outputs]
+            for out in outputs]
