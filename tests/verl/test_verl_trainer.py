@@ -144,6 +144,9 @@ def test_records_dir_writes_the_run_directory_format(fake_tq, tmp_path):
     assert table.logppl.iloc[0] == pytest.approx(0.35)  # old_log_probs = rollout - 0.05
     line = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     assert line["step"] == 1 and "dipo/threshold" in line
+    # a second advantage pass in the same step (parameter_sync_step > 1) appends to that step's file
+    trainer._compute_advantage(fake_tq.add("train", keys, rows, tags), {})
+    assert len(pq.read_table(tmp_path / "rollouts" / "step-000001.parquet")) == 32
 
 
 def test_missing_rollout_logprobs_is_a_clear_error(fake_tq):
@@ -201,6 +204,15 @@ def test_queue_is_saved_and_restored_with_verl_checkpoints(tmp_path):
     np.testing.assert_array_equal(resumed.dipo.queue.logppl, trainer.dipo.queue.logppl)
     np.testing.assert_array_equal(resumed.dipo.queue.correct, trainer.dipo.queue.correct)
     assert resumed.train_dataloader.state == {"pos": 3}
+
+    # resume_path mode loads from the named folder, and later saves still go to default_local_dir
+    by_path = checkpointable(config([f"trainer.default_local_dir={tmp_path / 'next'}", "trainer.resume_mode=resume_path",
+                                     f"trainer.resume_from_path={tmp_path / 'global_step_7'}"]))
+    by_path._load_checkpoint()
+    assert len(by_path.dipo.queue) == len(PRIOR_LOGPPL)
+    by_path.global_steps = 8
+    by_path._save_checkpoint()
+    assert (tmp_path / "next" / "global_step_8" / dipo_trainer.QUEUE_FILE).exists()
 
     (tmp_path / "global_step_7" / dipo_trainer.QUEUE_FILE).write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot restore the PPL queue"):

@@ -129,7 +129,8 @@ def trajectory_rows(groups, width: int = 6, acc_of=lambda score: float(score > 0
                 "rm_scores": rm,
                 "rollout_log_probs": torch.full((length,), -lp),
                 "old_log_probs": torch.full((length,), -lp - 0.05),
-                "extra_fields": {"reward_extra_info": {"acc": acc_of(score)}},
+                # padding rows carry no verifier field: DiPO must not read them
+                "extra_fields": {"reward_extra_info": {} if uid.startswith("pad") else {"acc": acc_of(score)}},
             })
             tags.append({"seq_len": 10 + length, "is_padding": uid.startswith("pad")})
     return keys, rows, tags

@@ -34,6 +34,8 @@ class RecordWriter:
             "truncated": np.asarray(truncated, dtype=bool),
         })
         path = os.path.join(self.run_dir, "rollouts", f"step-{step:06d}.parquet")
+        if os.path.exists(path):  # several advantage passes in one step (separate_async parameter_sync_step)
+            table = pa.concat_tables([pq.read_table(path), table])
         pq.write_table(table, path)
         line = {"step": int(step), **{k: (None if isinstance(v, float) and math.isnan(v) else v)
                                       for k, v in metrics.items()}}

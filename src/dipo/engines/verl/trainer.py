@@ -43,10 +43,14 @@ logger = logging.getLogger(__name__)
 QUEUE_FILE = "dipo_state.pt"
 
 
-def verifier_from_extra_fields(extra_fields, key: str) -> np.ndarray:
-    """``[N]`` floats of ``reward_extra_info[key]`` from TransferQueue's ``extra_fields`` column."""
+def verifier_from_extra_fields(extra_fields, key: str, skip: np.ndarray) -> np.ndarray:
+    """``[N]`` floats of ``reward_extra_info[key]`` from TransferQueue's ``extra_fields`` column
+    (NaN where ``skip``: padding rows, which DiPO never reads)."""
     values = []
     for i, item in enumerate(extra_fields):
+        if skip[i]:
+            values.append(float("nan"))
+            continue
         item = getattr(item, "data", item)
         info = item.get("reward_extra_info", {}) if isinstance(item, dict) else {}
         if key not in info:
@@ -106,14 +110,15 @@ class DiPOTrainerMixin:
         if missing:
             raise KeyError(f"DiPO: TransferQueue batch lacks {missing}" + (
                 " (set actor_rollout_ref.rollout.calculate_log_probs=true)" if logprob_key in missing else ""))
-        verifier = verifier_from_extra_fields(data.pop("extra_fields"), options.correct_key) if options.correct_key \
-            else None
+        is_padding = np.array([bool(tag.get("is_padding", False)) for tag in batch.tags], dtype=bool)
+        verifier = None
+        if options.correct_key:
+            verifier = verifier_from_extra_fields(data.pop("extra_fields"), options.correct_key, is_padding)
         response_mask = data["response_mask"]
         proto = DataProto(batch=data.to_padded_tensor())
         proto.non_tensor_batch["uid"] = np.array(proto.batch.pop("uid").tolist(), dtype=object)
         proto.batch["token_level_scores"] = proto.batch.pop("rm_scores")
 
-        is_padding = np.array([bool(tag.get("is_padding", False)) for tag in batch.tags], dtype=bool)
         rows, source = participating_rows(list(batch.keys), is_padding)
         result = apply_dipo(proto, self.dipo, logprob_key=logprob_key, verifier_rewards=verifier,
                             rows=rows, source=source)
@@ -133,16 +138,17 @@ class DiPOTrainerMixin:
         return batch
 
     # ------------------------------------------------------------------ checkpoints
-    def _checkpoint_folder(self) -> str:
+    def _checkpoint_folder(self, resuming: bool) -> str:
+        """Where verl saves this step's checkpoint, or (``resuming``) the one it just loaded."""
         folder = os.path.join(self.config.trainer.default_local_dir, f"global_step_{self.global_steps}")
-        if self.config.trainer.resume_mode == "resume_path" and self.config.trainer.resume_from_path:
+        if resuming and self.config.trainer.resume_mode == "resume_path" and self.config.trainer.resume_from_path:
             folder = self.config.trainer.resume_from_path
         return folder if os.path.isabs(folder) else os.path.join(os.getcwd(), folder)
 
     def _save_checkpoint(self):
         # Written before verl's own save, which writes latest_checkpointed_iteration.txt last: a
         # checkpoint verl would resume from always has its DiPO queue.
-        folder = self._checkpoint_folder()
+        folder = self._checkpoint_folder(resuming=False)
         os.makedirs(folder, exist_ok=True)
         torch.save({"dipo": self.dipo.state_dict(), "global_steps": self.global_steps},
                    os.path.join(folder, QUEUE_FILE))
@@ -152,7 +158,7 @@ class DiPOTrainerMixin:
         result = super()._load_checkpoint()
         if self.global_steps <= 0:
             return result
-        path = os.path.join(self._checkpoint_folder(), QUEUE_FILE)
+        path = os.path.join(self._checkpoint_folder(resuming=True), QUEUE_FILE)
         if not os.path.exists(path):
             logger.warning("DiPO: %s not found; resuming with an empty PPL queue", path)
             return result
