@@ -94,6 +94,16 @@ def test_tool_call_reward_on_real_toolrl_rows():
     assert tool_call_reward([[{"role": "assistant", "content": gold[0]}]], answer=[gold[0]]) == [1.0]
 
 
+def test_tool_call_reward_on_testbed_rows_with_bare_json_gold():
+    from dipo.testbed.tasks import make_tool_tasks
+
+    rows = make_tool_tasks(8, seed=0)
+    gold = [r["answer"] for r in rows]
+    assert tool_call_reward([r["completion"] for r in rows], answer=gold) == [1.0] * len(rows)
+    swapped = [rows[(i + 1) % len(rows)]["completion"] for i in range(len(rows))]
+    assert tool_call_reward(swapped, answer=gold).count(1.0) < len(rows)
+
+
 def test_partial_credit_orders_outputs_sensibly():
     reward = make_tool_call_reward(partial_credit=True)
     gold = '<tool_call>\n{"name": "GetNews", "parameters": {"page": "1", "topic": "azure"}}\n</tool_call>'

@@ -3,8 +3,8 @@
 Two kinds of rows are supported, told apart by their columns:
 - BFCL rows (`functions`, `possible_answer`, `category` columns): 1.0 when `bfcl_ast_check`
   accepts the completion, else 0.0;
-- ToolRL rows (`answer`, the gold `<tool_call>` text as in `../shared/data/tool/rlla_*.jsonl`,
-  or gold calls already parsed): 1.0 when the completion calls the same functions with the
+- ToolRL and testbed rows (`answer`: the gold `<tool_call>` text as in
+  `../shared/data/tool/rlla_*.jsonl`, bare JSON call(s), or calls already parsed): 1.0 when the completion calls the same functions with the
   same arguments (any order), else 0.0. A gold without `<tool_call>` means "answer without
   calling a tool".
 
@@ -19,6 +19,7 @@ max(#gold, #predicted) calls. Bad or unparsable output scores 0 on the parts it 
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -31,8 +32,15 @@ _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 
 def _gold_calls(answer: Any) -> list[tuple[str, dict]]:
+    """Gold calls from `<tool_call>` text, bare JSON call(s), or parsed calls; other text
+    (e.g. a `<response>` only) means no call."""
     if isinstance(answer, str) and "<tool_call>" not in answer:
-        return []
+        try:
+            answer = json.loads(answer)
+        except json.JSONDecodeError:
+            return []
+        if not isinstance(answer, (dict, list)):
+            return []
     return [next(iter(c.items())) for c in parse_function_calls(answer)]
 
 
