@@ -251,3 +251,66 @@ def test_dipo_aware_filter_on_an_empty_queue_is_dapo_and_no_filter_means_verls_b
     assert buffer._dapo_filtered_keys("train")[0] == {"hardlow", "easyhigh", "hardhigh"}
     _, plain = filtered_groups(config(), fake_tq, prime=True)
     assert type(plain) is ReplayBuffer and plain.filter_groups_metric is None
+
+
+PROMPT_LEN = 3
+
+
+class _Actor:
+    """Stand-in for the actor worker group: writes log-probs/entropy as the model would (full sequence,
+    nested) and records what the policy update reads from TransferQueue."""
+
+    def __init__(self, store: FakeTransferQueue):
+        self.store, self._dispatch_info, self.trained_on = store, {"actor": [0]}, None
+
+    def compute_log_prob(self, batch):
+        from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+        out = []
+        for key in batch.keys:
+            resp = self.store.rows[(batch.partition_id, key)]["rollout_log_probs"]
+            pad = (torch.zeros(PROMPT_LEN), torch.zeros(1))  # model output is shifted by one token
+            out.append({"log_probs": torch.cat([pad[0], resp - 0.05, pad[1]]),
+                        "entropy": torch.cat([pad[0], torch.full_like(resp, 0.7), pad[1]])})
+        self.store.kv_batch_put(batch.keys, batch.partition_id, fields=list_of_dict_to_tensordict(out))
+        return batch
+
+    def update_actor(self, batch):
+        data = self.store.kv_batch_get(batch.keys, batch.partition_id, ["advantages", "old_log_probs"])
+        self.trained_on = dict(zip(batch.keys, seq_values(data["advantages"]).tolist()))
+        return {"metrics": {"mfu": [0.0], "pg_loss": [0.1]}}
+
+
+class _Sampler:
+    def __init__(self, batch):
+        self.batch = batch
+
+    def sample(self, global_steps, partition_id, batch_size):
+        return self.batch, {}
+
+
+def test_one_v1_training_step_trains_the_actor_on_dipo_advantages(fake_tq):
+    from types import SimpleNamespace
+
+    trainer = bare_trainer(config(["actor_rollout_ref.actor.ppo_mini_batch_size=2"]))  # x n=8: 16 rows, no padding
+    trainer.dipo.queue.push(PRIOR_LOGPPL, PRIOR_CORRECT)
+    keys, rows, tags = trajectory_rows(GROUPS[:4])
+    for row in rows:
+        row["responses"] = torch.zeros(len(row["response_mask"]), dtype=torch.int64)
+    trainer.replay_buffer = _Sampler(fake_tq.add("train", keys, rows, tags))
+    trainer.actor_rollout_wg = actor = _Actor(fake_tq)
+    trainer.reward_loop_manager = SimpleNamespace(reward_loop_worker_handles=["streaming reward"])
+    trainer.checkpoint_manager = SimpleNamespace(sleep_replicas=lambda: None)
+    trainer.tokenizer = SimpleNamespace(eos_token_id=0)
+    trainer.curr_step_profile, trainer.use_reference_policy = False, False
+
+    metrics: dict = {}
+    trainer._step_once(metrics, timing_raw={}, sample_batch_size=4)  # verl's pipeline, steps 1-9
+
+    trained = torch.tensor([actor.trained_on[key] for key in keys])
+    torch.testing.assert_close(trained[0:4], grpo([1.0, -1.0, 1.0, -1.0]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(trained[4:8], 0.1 * torch.tensor([-0.5, 1.5, -0.5, -0.5]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(trained[8:12], 0.1 * torch.tensor([0.5, 0.5, -1.5, 0.5]), atol=1e-5, rtol=0)
+    assert torch.all(trained[12:] == 0)
+    assert metrics["actor/entropy"] == pytest.approx(0.7) and metrics["actor/pg_loss"] == pytest.approx(0.1)
+    assert CONTRACT_KEYS <= metrics.keys() and metrics["dipo/fired_hard"] == 1.0
