@@ -1,0 +1,209 @@
+"""Synthetic tasks with graded difficulty for the CPU testbed, deterministic by seed.
+
+Two families, five difficulty levels each (1 = easiest):
+
+- **maths**: arithmetic word problems. The target completion is a short chain of thought, one
+  equation per step, ending in `\\boxed{answer}` (scored by `dipo.rewards.math_reward`). Levels
+  add steps, larger numbers and multiplication.
+- **tools**: one function call against a few small JSON schemas; the target completion is
+  `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` (scored by the function-call checker
+  in `dipo.rewards`). Levels add parameters, distractor tools, and values that need a unit
+  conversion.
+
+Rows: `id`, `prompt` (the chat template rendered for one user turn, a plain string, so TRL
+treats it as a standard prompt), `answer` (gold: the number as a string, or the gold call as
+JSON), `completion` (a correct target, used for SFT), `difficulty` (1-5), `task` ("math" |
+"tool"), and for tools `tools` (the JSON schemas offered). Train and held-out rows are disjoint
+by construction: a problem's split is a function of a hash of its text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable, Sequence
+
+from dipo.testbed.model import chat_prompt
+
+LEVELS = (1, 2, 3, 4, 5)
+SPLITS = ("train", "test")
+HELD_OUT_PERCENT = 20  # share of all possible problems that belong to the held-out split
+
+NAMES = [("Tom", "He"), ("Ann", "She"), ("Sam", "He"), ("Mia", "She"), ("Ben", "He"), ("Eva", "She"),
+         ("Leo", "He"), ("Zoe", "She"), ("Max", "He"), ("Ivy", "She")]
+ITEMS = ["apples", "pens", "coins", "books", "cards", "eggs", "stamps", "shells", "marbles", "stickers"]
+GAIN_VERBS = ["buys", "finds", "gets", "receives"]
+LOSS_VERBS = ["gives away", "loses", "sells"]
+
+# level -> (number of operations, largest operand, which operations)
+MATH_LEVELS: dict[int, tuple[int, int, str]] = {
+    1: (1, 9, "+-"),
+    2: (2, 9, "+-"),
+    3: (2, 20, "+-*"),
+    4: (3, 30, "+-*"),
+    5: (4, 60, "+-*"),
+}
+
+
+def _split_of(text: str) -> str:
+    bucket = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % 100
+    return "test" if bucket < HELD_OUT_PERCENT else "train"
+
+
+def _check_args(n: int, levels: Sequence[int], split: str) -> None:
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if not levels or any(level not in LEVELS for level in levels):
+        raise ValueError(f"levels must be a non-empty subset of {LEVELS}, got {tuple(levels)}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def _math_problem(rng: random.Random, level: int) -> tuple[str, str, str]:
+    """One word problem: (question, chain-of-thought completion, answer)."""
+    n_ops, top, ops = MATH_LEVELS[level]
+    name, pronoun = rng.choice(NAMES)
+    item = rng.choice(ITEMS)
+    value = rng.randint(1, top)
+    sentences = [f"{name} has {value} {item}."]
+    steps = []
+    for _ in range(n_ops):
+        op = rng.choice(ops)
+        if op == "-" and value == 0:
+            op = "+"
+        if op == "+":
+            k = rng.randint(1, top)
+            sentences.append(f"{pronoun} {rng.choice(GAIN_VERBS)} {k} more.")
+            new = value + k
+        elif op == "-":
+            k = rng.randint(1, value)
+            sentences.append(f"{pronoun} {rng.choice(LOSS_VERBS)} {k}.")
+            new = value - k
+        else:
+            k = rng.choice([2, 3])
+            sentences.append(f"{pronoun} {'doubles' if k == 2 else 'triples'} the {item}.")
+        if op == "*":
+            new = value * k
+        steps.append(f"{value}{op}{k}={new}.")
+        value = new
+    sentences.append(f"How many {item} does {name} have now?")
+    return " ".join(sentences), " ".join(steps) + f" \\boxed{{{value}}}", str(value)
+
+
+# name -> (description, {param: (type, values or None)}, templates); {x} fills a parameter, a
+# template part `{minutes_h}` asks for a value given in hours that the call needs in minutes.
+TOOLS: dict[str, dict] = {
+    "get_weather": {
+        "params": {"city": ("string", ["Paris", "London", "Berlin", "Tokyo", "Rome", "Madrid", "Oslo",
+                                       "Cairo", "Lima", "Delhi"]),
+                   "unit": ("string", ["celsius", "fahrenheit"])},
+        "required": ["city"],
+        "asks": {("city",): "What is the weather in {city}?",
+                 ("city", "unit"): "What is the weather in {city} in {unit}?"},
+    },
+    "set_timer": {
+        "params": {"minutes": ("integer", None)},
+        "required": ["minutes"],
+        "asks": {("minutes",): "Please set a timer for {minutes} minutes."},
+    },
+    "convert_currency": {
+        "params": {"amount": ("integer", None), "from_currency": ("string", ["USD", "EUR", "GBP", "JPY", "CHF"]),
+                   "to_currency": ("string", ["USD", "EUR", "GBP", "JPY", "CHF"])},
+        "required": ["amount", "from_currency", "to_currency"],
+        "asks": {("amount", "from_currency", "to_currency"): "Convert {amount} {from_currency} to {to_currency}."},
+    },
+    "play_song": {
+        "params": {"title": ("string", ["Yesterday", "Imagine", "Hello", "Friday", "Monday"]),
+                   "artist": ("string", ["Tom", "Ann", "Sam", "Mia", "Ben"])},
+        "required": ["title"],
+        "asks": {("title",): "Play the song {title}.", ("title", "artist"): "Play {title} by {artist}."},
+    },
+    "book_table": {
+        "params": {"people": ("integer", None),
+                   "day": ("string", ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+                                      "Sunday"])},
+        "required": ["people", "day"],
+        "asks": {("people", "day"): "Book a table for {people} people on {day}."},
+    },
+}
+
+# level -> (number of tools offered, fewest parameters asked for, hours instead of minutes)
+TOOL_LEVELS: dict[int, tuple[int, int, bool]] = {
+    1: (1, 1, False),
+    2: (1, 2, False),
+    3: (2, 2, False),
+    4: (3, 3, False),
+    5: (3, 1, True),
+}
+
+
+def tool_schema(name: str) -> dict:
+    """The JSON schema of one testbed tool (OpenAI function style)."""
+    spec = TOOLS[name]
+    props = {}
+    for param, (kind, values) in spec["params"].items():
+        props[param] = {"type": kind, **({"enum": values} if values else {})}
+    return {"name": name, "parameters": {"type": "object", "properties": props, "required": spec["required"]}}
+
+
+def _tool_problem(rng: random.Random, level: int) -> tuple[str, str, str, list[dict]]:
+    """One tool-call problem: (request, completion, gold call JSON, offered schemas)."""
+    n_tools, min_params, in_hours = TOOL_LEVELS[level]
+    if in_hours:
+        name, asked = "set_timer", ("minutes",)
+    else:
+        choices = [(t, a) for t, spec in TOOLS.items() for a in spec["asks"] if len(a) >= min_params]
+        name, asked = rng.choice(sorted(choices))
+    args: dict[str, object] = {}
+    for param in asked:
+        kind, values = TOOLS[name]["params"][param]
+        args[param] = rng.choice(values) if values else rng.randint(2, 9 if in_hours else 60)
+    if in_hours:
+        request = f"Please set a timer for {args['minutes']} hours."
+        args["minutes"] = int(args["minutes"]) * 60
+    else:
+        request = TOOLS[name]["asks"][asked].format(**args)
+    offered = [name] + rng.sample(sorted(set(TOOLS) - {name}), n_tools - 1)
+    rng.shuffle(offered)
+    schemas = [tool_schema(t) for t in offered]
+    call = json.dumps({"name": name, "arguments": args})
+    return request, f"<tool_call>{call}</tool_call>", call, schemas
+
+
+def tool_user_text(request: str, schemas: list[dict]) -> str:
+    """The user turn for a tool task: the tool schemas as compact JSON, then the request."""
+    return "Tools: " + json.dumps(schemas, separators=(",", ":")) + "\n" + request
+
+
+def _make_rows(task: str, problem: Callable, n: int, seed: int, levels: Sequence[int], split: str) -> list[dict]:
+    _check_args(n, levels, split)
+    rng = random.Random(f"{task}-{seed}")
+    rows, seen = [], set()
+    attempts = 0
+    while len(rows) < n:
+        attempts += 1
+        if attempts > 200 * max(n, 10):
+            raise ValueError(f"cannot draw {n} distinct {split} {task} problems at levels {tuple(levels)}")
+        level = levels[len(rows) % len(levels)]  # levels in equal shares, in a fixed order
+        made = problem(rng, level)
+        user_text = made[0] if task == "math" else tool_user_text(made[0], made[3])
+        if user_text in seen or _split_of(user_text) != split:
+            continue
+        seen.add(user_text)
+        row = {"id": f"{task}-{split}-{seed}-{len(rows):05d}", "prompt": chat_prompt(user_text),
+               "answer": made[2], "completion": made[1], "difficulty": level, "task": task}
+        if task == "tool":
+            row["tools"] = json.dumps(made[3])
+        rows.append(row)
+    return rows
+
+
+def make_math_tasks(n: int, seed: int = 0, levels: Sequence[int] = LEVELS, split: str = "train") -> list[dict]:
+    """`n` distinct arithmetic word problems, levels in equal shares, deterministic by `seed`."""
+    return _make_rows("math", _math_problem, n, seed, levels, split)
+
+
+def make_tool_tasks(n: int, seed: int = 0, levels: Sequence[int] = LEVELS, split: str = "train") -> list[dict]:
+    """`n` distinct tool-call requests, levels in equal shares, deterministic by `seed`."""
+    return _make_rows("tool", _tool_problem, n, seed, levels, split)
