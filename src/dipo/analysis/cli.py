@@ -1,0 +1,45 @@
+"""`dipo analyze RUN_DIR [RUN_DIR ...] [--out DIR] [--labels a,b] [--steps 1,20,60]`.
+
+Reads each run's metrics.jsonl and rollouts/*.parquet and writes PNGs, summary.json and one
+report.html (runs overlaid). With one run the report goes into that run directory by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dipo.analysis.report import write_report
+from dipo.analysis.runs import load_run
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated step numbers, got {text!r}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dipo analyze", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories (metrics.jsonl + rollouts/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default: the run directory for one run, ./dipo-report for several)")
+    parser.add_argument("--labels", default=None, help="comma-separated legend labels, one per run (default: dir names)")
+    parser.add_argument("--steps", type=_int_list, default=None,
+                        help="steps for the log-PPL histograms (default: first, middle, last)")
+    parser.add_argument("--title", default="DiPO run report", help="report title")
+    args = parser.parse_args(argv)
+    labels = args.labels.split(",") if args.labels else [None] * len(args.runs)
+    if len(labels) != len(args.runs):
+        parser.error(f"--labels: got {len(labels)} labels for {len(args.runs)} runs")
+    try:
+        runs = [load_run(path, label) for path, label in zip(args.runs, labels)]
+    except ValueError as exc:
+        print(f"dipo analyze: {exc}")
+        return 2
+    out = args.out or (args.runs[0] if len(args.runs) == 1 else Path("dipo-report"))
+    path = write_report(runs, out, ppl_steps=args.steps, title=args.title)
+    print(path)
+    return 0

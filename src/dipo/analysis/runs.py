@@ -1,0 +1,111 @@
+"""Read run directories: `metrics.jsonl` (one JSON object per logged step) and `rollouts/*.parquet`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Run:
+    """One run: `metrics` (one row per step, lines of the same step merged, sorted by step) and
+    `rollouts` (one row per sample, all steps; empty if the run wrote none)."""
+
+    path: Path
+    label: str
+    metrics: pd.DataFrame
+    rollouts: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of one metric, missing values dropped; empty arrays if never logged."""
+        if key not in self.metrics:
+            return np.array([]), np.array([])
+        column = self.metrics[["step", key]].dropna()
+        return column["step"].to_numpy(), column[key].to_numpy(dtype=float)
+
+    def rollout_steps(self) -> np.ndarray:
+        return np.array(sorted(self.rollouts["step"].unique())) if len(self.rollouts) else np.array([], dtype=int)
+
+
+def _read_metrics(path: Path) -> pd.DataFrame:
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
+        if not isinstance(row, dict) or "step" not in row:
+            raise ValueError(f"{path}:{number}: every line needs a 'step'")
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame({"step": pd.Series(dtype=int)})
+    frame = pd.DataFrame(rows).apply(pd.to_numeric, errors="coerce")
+    # several lines may describe one step (training metrics, then evaluation): merge them
+    return frame.groupby("step", as_index=False).last().sort_values("step").reset_index(drop=True)
+
+
+def _read_rollouts(folder: Path) -> pd.DataFrame:
+    files = sorted(folder.glob("step-*.parquet")) if folder.is_dir() else []
+    if not files:
+        return pd.DataFrame()
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def load_run(path: str | Path, label: str | None = None) -> Run:
+    """Load a run directory; raise ValueError naming what is missing or malformed."""
+    path = Path(path)
+    metrics_file = path / "metrics.jsonl"
+    if not metrics_file.is_file():
+        raise ValueError(f"{path}: not a run directory (no metrics.jsonl)")
+    return Run(path=path, label=label or path.name, metrics=_read_metrics(metrics_file),
+               rollouts=_read_rollouts(path / "rollouts"))
+
+
+def group_table(rollouts: pd.DataFrame) -> pd.DataFrame:
+    """One row per (step, group): kind, whether BRR fired, mean log-PPL, accuracy, zero advantage."""
+    if rollouts.empty:
+        return pd.DataFrame(columns=["step", "group_id", "group_kind", "fired", "logppl", "accuracy", "zero_adv"])
+    grouped = rollouts.groupby(["step", "group_id"])
+    return pd.DataFrame({
+        "group_kind": grouped["group_kind"].first(),
+        "fired": grouped["fired"].any(),
+        "logppl": grouped["logppl"].mean(),
+        "accuracy": grouped["reward"].apply(lambda r: float(np.mean(r > 0.5))),
+        "zero_adv": grouped["advantage"].apply(lambda a: bool(np.all(np.abs(a) < 1e-8))),
+    }).reset_index()
+
+
+def auc(steps: np.ndarray, values: np.ndarray) -> float:
+    """Area under a curve divided by its step span (the mean value over training); NaN if < 2 points."""
+    if len(steps) < 2:
+        return float("nan")
+    return float(np.trapezoid(values, steps) / (steps[-1] - steps[0]))
+
+
+def summarize(run: Run) -> dict:
+    """Headline numbers of one run for the report and the learning benchmark."""
+    groups = group_table(run.rollouts)
+    steps, acc = run.series("eval/accuracy")
+    _, entropy = run.series("entropy")
+    _, valid = run.series("dipo/split_valid")
+    fired = sum(run.series(k)[1].sum() for k in ("dipo/fired_hard", "dipo/fired_easy"))
+    out = {
+        "label": run.label,
+        "steps": int(run.metrics["step"].max()) if len(run.metrics) else 0,
+        "final_eval_accuracy": float(acc[-1]) if len(acc) else float("nan"),
+        "best_eval_accuracy": float(acc.max()) if len(acc) else float("nan"),
+        "eval_accuracy_auc": auc(steps, acc),
+        "final_entropy": float(entropy[-1]) if len(entropy) else float("nan"),
+        "split_valid_fraction": float(valid.mean()) if len(valid) else float("nan"),
+        "brr_firings": float(fired),
+    }
+    for kind in ("easy", "normal", "hard"):
+        out[f"frac_{kind}"] = float((groups["group_kind"] == kind).mean()) if len(groups) else float("nan")
+    out["zero_advantage_fraction"] = float(groups["zero_adv"].mean()) if len(groups) else float("nan")
+    return out
