@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dipo.rewards import completion_text, extract_boxed, math_reward, quick_verdict
 from dipo.rewards.grader import MathGrader
@@ -124,3 +126,17 @@ def test_hang_inducing_answer_scores_zero_within_deadline():
         assert verdicts == [False, True]  # the replacement worker grades the next item
         assert g.timeouts == 1
         assert elapsed < 1.5 + 5.0  # the deadline, plus a replacement worker's start-up
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80), st.sampled_from(["", r"\boxed{", r"\boxed ", r"\fbox{", "}", "{", "\\"]))
+def test_extract_boxed_never_raises_and_returns_balanced_content(text, marker):
+    content = extract_boxed(marker + text)
+    assert content is None or (content.strip() == content and content)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.sampled_from(list("0123456789+-*/{}()[]\\,. xfracsqrt")), max_size=30))
+def test_garbage_answers_score_zero_or_one_never_raise(grader, text):
+    verdict = grader.grade([(text, "7")])
+    assert verdict in ([True], [False])

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dipo.rewards import (
     ToolCallParseError,
@@ -130,3 +132,23 @@ def test_tool_call_reward_on_bfcl_rows():
         ["[get_weather(city='Paris', days=3)]", "[get_weather(city='Lima', days=3)]"],
         functions=[[WEATHER]] * 2, possible_answer=[ANSWER] * 2, category=["simple_python"] * 2)
     assert rewards == [1.0, 0.0]
+
+
+_CALLISH = st.one_of(
+    st.text(max_size=60),
+    st.builds(lambda name, body: f"[{name}({body})]", st.sampled_from(["get_weather", "f", "a.b"]), st.text(max_size=40)),
+    st.builds(lambda body: f"<tool_call>{body}</tool_call>", st.text(max_size=60)),
+    st.sampled_from(["[f(a=-'x')]", "[f(a={[1]: 2})]", "[f(a='x'**2)]", "[f(a=1e999**2)]", "[get_weather(city=-None)]",
+                     "<tool_call>[1, 2]</tool_call>", '<tool_call>{"name": 3}</tool_call>', "[f(*a, **b)]"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_CALLISH)
+def test_arbitrary_model_output_never_raises(text):
+    for category in ("simple_python", "parallel_multiple", "irrelevance"):
+        answer = None if category == "irrelevance" else ANSWER
+        assert isinstance(bfcl_ast_check([WEATHER], text, answer, category).valid, bool)
+    assert tool_call_reward([text], answer=['{"name": "f", "arguments": {}}'])[0] in (0.0, 1.0)
+    assert 0.0 <= make_tool_call_reward(partial_credit=True)([text], answer=["<tool_call>{}</tool_call>".replace(
+        "{}", '{"name": "f", "arguments": {"a": 1}}')])[0] <= 1.0

@@ -78,10 +78,10 @@ def _fold_arithmetic(node: ast.AST) -> Any:
         return -value if isinstance(node.op, ast.USub) else +value
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         left, right = _fold_arithmetic(node.left), _fold_arithmetic(node.right)
-        if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > 10**6):
-            raise ToolCallParseError("exponent too large in argument")
         if isinstance(left, str) != isinstance(right, str) or (isinstance(left, str) and not isinstance(node.op, ast.Add)):
             raise ToolCallParseError("unsupported string arithmetic in argument")
+        if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > 10**6):
+            raise ToolCallParseError("exponent too large in argument")
         try:
             return _BINOPS[type(node.op)](left, right)
         except (ArithmeticError, ValueError) as exc:
@@ -93,7 +93,8 @@ def _literal(node: ast.AST) -> Any:
     """A call argument as a Python value, the way BFCL's decoder reads it (without eval)."""
     if isinstance(node, ast.Constant):
         return "..." if node.value is Ellipsis else node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
+            and isinstance(node.operand.value, (int, float, complex))):
         return -node.operand.value
     if isinstance(node, ast.List):
         return [_literal(e) for e in node.elts]
@@ -140,14 +141,19 @@ def parse_python_calls(text: str) -> list[dict[str, dict]]:
         raise ToolCallParseError(f"not Python call syntax: {exc}") from exc
     body = tree.body
     if isinstance(body, ast.Call):
-        return [_call(body)]
+        body = ast.List(elts=[body])
     if not isinstance(body, (ast.List, ast.Tuple)):
         raise ToolCallParseError("expected a list of function calls")
     calls = []
     for element in body.elts:
         if not isinstance(element, ast.Call):
             raise ToolCallParseError(f"not a function call: {ast.unparse(element)}")
-        calls.append(_call(element))
+        try:
+            calls.append(_call(element))
+        except ToolCallParseError:
+            raise
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:  # e.g. {[1]: 2}, huge literals
+            raise ToolCallParseError(f"bad argument: {type(exc).__name__}: {exc}") from exc
     return calls
 
 
@@ -422,5 +428,5 @@ def bfcl_ast_check(functions: list[dict] | dict, output: Any, possible_answer: l
         else:
             function = functions[0] if isinstance(functions, list) else functions
         return check_call(function, calls[0], possible_answer[0])
-    except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a malformed entry or odd values
+    except Exception as exc:  # noqa: BLE001 - a malformed entry or odd values must not stop a run
         return _fail("checker_error", f"Could not check the output: {type(exc).__name__}: {exc}")
