@@ -2,7 +2,8 @@
 
 For every entry we build a correct output from its possible answers and systematically
 corrupted ones (wrong value, wrong type, missing/extra parameter, wrong function, wrong call
-count, reordered parallel calls, free text), decode and check each with both implementations,
+count, reordered parallel calls, free text; int for float, list item types, punctuation in
+strings, a missing dict key), decode and check each with both implementations,
 and require >= 99.5% agreement per category. Skipped only when bfcl-eval cannot be imported
 (`pip install --no-deps bfcl-eval==2026.3.23`).
 """
@@ -181,6 +182,23 @@ def variants(entry: dict, answer: list[dict] | None) -> list[tuple[str, str]]:
             else:
                 continue
         out.append((mutate, render(mutated)))
+    for mutate in ("int_for_float", "item_type", "punctuation", "dict_key"):  # subtler rules, first matching arg
+        mutated = copy.deepcopy(calls)
+        args = mutated[0][1]
+        for key in sorted(args):
+            value = args[key]
+            if mutate == "int_for_float" and isinstance(value, float):
+                args[key] = int(value)
+            elif mutate == "item_type" and isinstance(value, list) and value and not isinstance(value[0], dict):
+                args[key] = [str(value[0]) if not isinstance(value[0], str) else 1] + value[1:]
+            elif mutate == "punctuation" and isinstance(value, str) and " " in value:
+                args[key] = value.replace(" ", "-") + "."
+            elif mutate == "dict_key" and isinstance(value, dict) and value:
+                args[key] = dict(list(value.items())[1:])
+            else:
+                continue
+            out.append((mutate, render(mutated)))
+            break
     other = next((f["name"] for f in functions if f["name"] != calls[0][0]), calls[0][0] + "_x")
     out.append(("wrong_function", render([(other, calls[0][1])] + calls[1:])))
     out.append(("extra_call", render(calls + calls[:1])))
