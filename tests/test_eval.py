@@ -123,4 +123,5 @@ def test_dipo_eval_rejects_bad_input_before_loading_a_model(tmp_path, capsys):
     assert main(["--model", str(tmp_path / "no-model"), "--benchmarks", "aime99"]) == 2
     assert "aime99" in capsys.readouterr().err
     assert main(["--model", str(tmp_path), "--benchmarks", "aime24", "--k", "0"]) == 2
+    assert main(["--model", str(tmp_path), "--benchmarks", "aime24", "--dtype", "float99"]) == 2
     assert main(["--benchmarks", "aime24"]) == 2

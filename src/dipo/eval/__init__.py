@@ -5,17 +5,17 @@ memory (the trainer's periodic held-out evaluation); `dipo eval` (`dipo.eval.cli
 and benchmark files and writes JSON plus a table.
 """
 
-from dipo.eval.generation import Completion, generate_transformers, generate_vllm, vllm_available
+from dipo.eval.generation import Completion, VLLMGenerator, generate_transformers, vllm_available
 from dipo.eval.harness import evaluate_bfcl, evaluate_math, score_math
 from dipo.eval.metrics import cluster_answers, maj_at_k, majority_index, mean_at_k, mean_pass_at_k, pass_at_k
 
 __all__ = [
     "Completion",
+    "VLLMGenerator",
     "cluster_answers",
     "evaluate_bfcl",
     "evaluate_math",
     "generate_transformers",
-    "generate_vllm",
     "maj_at_k",
     "majority_index",
     "mean_at_k",

@@ -104,7 +104,7 @@ def _load_model(args):
 
 
 def run(args) -> dict:
-    from dipo.eval.generation import generate_vllm, vllm_available
+    from dipo.eval.generation import VLLMGenerator, vllm_available
     from dipo.eval.harness import evaluate_bfcl, evaluate_math
 
     maths, bfcl = parse_benchmarks(args.benchmarks)
@@ -113,6 +113,8 @@ def run(args) -> dict:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    if args.dtype not in ("auto", "float32", "float16", "bfloat16"):
+        raise ValueError(f"--dtype must be auto, float32, float16 or bfloat16, got {args.dtype!r}")
     # Load every benchmark before the model, so a bad name fails in a second.
     math_rows = {_benchmark_name(s): load_math_dataset(s, limit=args.limit, as_dataset=False) for s in maths}
     bfcl_rows = [row for c in bfcl for row in load_bfcl(c, limit=args.limit)]
@@ -126,9 +128,11 @@ def run(args) -> dict:
         model, tokenizer = _load_model(args)
     progress = not args.no_progress
 
+    vllm = VLLMGenerator(args.model, seed=args.seed) if use_vllm else None
+
     def vllm_fn(temperature: float, max_new_tokens: int):
-        return lambda prompts, k: generate_vllm(args.model, prompts, k=k, temperature=temperature, top_p=args.top_p,
-                                                max_new_tokens=max_new_tokens, seed=args.seed)
+        return lambda prompts, k: vllm(prompts, k=k, temperature=temperature, top_p=args.top_p,
+                                       max_new_tokens=max_new_tokens)
 
     results: dict = {"config": {k: v for k, v in vars(args).items() if k != "convert_smollm2"}, "math": {}}
     samples = []

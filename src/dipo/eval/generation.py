@@ -90,14 +90,22 @@ def vllm_available() -> bool:
     return torch.cuda.is_available()
 
 
-def generate_vllm(model_path: str, prompts: list[str], k: int = 1, temperature: float = 0.6, top_p: float = 0.95,
-                  max_new_tokens: int = 1024, seed: int = 0, **llm_kwargs: Any) -> list[list[Completion]]:
-    """k completions per prompt text with vLLM (one engine for the whole list)."""
-    from vllm import LLM, SamplingParams
+class VLLMGenerator:
+    """k completions per prompt text with vLLM; the engine is built once, on first use."""
 
-    llm = LLM(model=model_path, seed=seed, **llm_kwargs)
-    params = SamplingParams(n=k, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
-                            max_tokens=max_new_tokens, seed=seed)
-    outputs = llm.generate(prompts, params)
-    return [[Completion(o.text, len(o.token_ids), o.finish_reason == "length") for o in out.outputs]
-            for out in outputs]
+    def __init__(self, model_path: str, seed: int = 0, **llm_kwargs: Any):
+        self.model_path, self.seed, self.llm_kwargs = model_path, seed, llm_kwargs
+        self._llm = None
+
+    def __call__(self, prompts: list[str], k: int = 1, temperature: float = 0.6, top_p: float = 0.95,
+                 max_new_tokens: int = 1024) -> list[list[Completion]]:
+        from vllm import LLM, SamplingParams
+
+        _sampling_kwargs(temperature, top_p)  # same validation as the transformers path
+        if self._llm is None:
+            self._llm = LLM(model=self.model_path, seed=self.seed, **self.llm_kwargs)
+        params = SamplingParams(n=k, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                                max_tokens=max_new_tokens, seed=self.seed)
+        outputs = self._llm.generate(prompts, params)
+        return [[Completion(o.text, len(o.token_ids), o.finish_reason == "length") for o in out.outputs]
+                for out in outputs]
