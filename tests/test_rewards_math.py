@@ -115,6 +115,13 @@ def test_math_reward_trl_signature_plain_and_conversational():
         math_reward(["a", "b"], answer=["1"])
 
 
+def test_grader_settings_are_validated():
+    with pytest.raises(ValueError, match="timeout"):
+        MathGrader(timeout=0)
+    with pytest.raises(ValueError, match="num_workers"):
+        MathGrader(num_workers=0)
+
+
 def test_hang_inducing_answer_scores_zero_within_deadline():
     # (10^8)! makes sympy grind for minutes; math-verify's own alarm is switched off here so
     # only the parent's hard deadline can stop it: the worker is killed and replaced.

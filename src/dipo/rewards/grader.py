@@ -151,9 +151,9 @@ class MathGrader:
                  soft_timeouts: bool = True):
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        self.num_workers = num_workers or max(1, min(4, os.cpu_count() or 1))
-        if self.num_workers < 1:
+        if num_workers is not None and num_workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+        self.num_workers = num_workers or max(1, min(4, os.cpu_count() or 1))
         self.timeout = float(timeout)
         self.startup_timeout = startup_timeout
         # math-verify's own soft timeout (whole seconds) below the hard deadline.
