@@ -6,3 +6,7 @@ Import cost is kept low: heavy libraries (torch, transformers, TRL) load inside 
 from dipo.testbed.model import TinyModelConfig, build_tiny_model, build_tokenizer, chat_prompt, weights_hash
 
 __all__ = ["TinyModelConfig", "build_tiny_model", "build_tokenizer", "chat_prompt", "weights_hash"]
+from dipo.testbed.build import TestbedConfig, build_testbed  # noqa: E402
+from dipo.testbed.tasks import make_math_tasks, make_tool_tasks  # noqa: E402
+
+__all__ += ["TestbedConfig", "build_testbed", "make_math_tasks", "make_tool_tasks"]

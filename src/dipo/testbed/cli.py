@@ -1,0 +1,46 @@
+"""`dipo testbed [--check] [--force] [--field value ...]`: build (or find cached) the testbed policy.
+
+Prints the model directory. `--check` also samples G=8 completions per prompt and prints the
+per-level accuracy and the easy / normal / hard group mix RL starts from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import MISSING, fields
+
+from dipo.testbed.build import TestbedConfig, build_testbed
+
+SCALAR_FIELDS = [f for f in fields(TestbedConfig) if not isinstance(f.default, tuple) and f.default is not MISSING]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dipo testbed", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in SCALAR_FIELDS:
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                            help=f"{f.metadata['help']} (default: {f.default})")
+    parser.add_argument("--force", action="store_true", help="rebuild even if a cached build exists")
+    parser.add_argument("--check", action="store_true", help="measure accuracy per level and the group-kind mix")
+    parser.add_argument("--check-prompts", type=int, default=100, help="prompts sampled by --check")
+    parser.add_argument("--split", choices=["train", "test"], default="test", help="task split used by --check")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = TestbedConfig(**{f.name: getattr(args, f.name) for f in SCALAR_FIELDS})
+    except ValueError as exc:
+        print(f"dipo testbed: {exc}")
+        return 2
+    started = time.perf_counter()
+    path = build_testbed(config, force=args.force)
+    print(f"testbed model: {path}  ({time.perf_counter() - started:.1f}s)")
+    if args.check:
+        from dipo.testbed.competence import group_kind_mix
+
+        print(json.dumps(group_kind_mix(path, n_prompts=args.check_prompts, split=args.split), indent=2))
+    return 0

@@ -1,0 +1,59 @@
+"""Testbed build: cached by settings, deterministic by seed; the default build's competence mix (slow)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dipo.testbed.build import TestbedConfig, build_testbed, sft_rows
+from dipo.testbed.cli import main
+from dipo.testbed.model import weights_hash
+
+TINY = dict(hidden_size=32, num_hidden_layers=1, intermediate_size=64, num_train_tasks=40, max_steps=3, batch_size=8)
+
+
+def test_same_settings_same_weights_and_cache_hit(tmp_path):
+    a = build_testbed(TestbedConfig(**TINY), cache_dir=tmp_path / "a", progress=False)
+    b = build_testbed(TestbedConfig(**TINY), cache_dir=tmp_path / "b", progress=False)
+    assert weights_hash(a) == weights_hash(b)
+    stamp = (a / "model.safetensors").stat().st_mtime_ns
+    assert build_testbed(TestbedConfig(**TINY), cache_dir=tmp_path / "a") == a  # cached: no rebuild
+    assert (a / "model.safetensors").stat().st_mtime_ns == stamp
+    other = build_testbed(TestbedConfig(**{**TINY, "seed": 1}), cache_dir=tmp_path / "a", progress=False)
+    assert other != a and weights_hash(other) != weights_hash(a)
+    assert not list((tmp_path / "a").glob(".building-*"))  # no scratch left behind
+
+
+def test_cache_dir_from_env(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DIPO_CACHE", str(tmp_path))
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    assert main(args) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("testbed model:"))
+    path = line.split()[2]
+    assert path.startswith(str(tmp_path / "testbed")) and path.endswith(TestbedConfig(**TINY).cache_key())
+
+
+def test_sft_rows_follow_level_weights():
+    rows = sft_rows(TestbedConfig(num_train_tasks=100, level_weights=(0.5, 0.5, 0, 0, 0), tool_fraction=0.2))
+    assert len(rows) == 100
+    assert sum("<tool_call>" in r["completion"] for r in rows) == 20
+    assert all(r["completion"].count("=") <= 2 for r in rows if "boxed" in r["completion"])  # levels 1-2 only
+
+
+@pytest.mark.parametrize("field, value", [("max_steps", 0), ("tool_fraction", 1.5), ("learning_rate", 0.0),
+                                          ("level_weights", (1.0, 0.0)), ("hidden_size", 30)])
+def test_bad_settings_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field if field != "hidden_size" else "num_attention_heads"):
+        TestbedConfig(**{field: value})
+
+
+@pytest.mark.slow
+def test_default_testbed_has_a_mixed_competence():
+    """At the start of RL (G=8, temperature 1) at least 20% hard and 20% easy groups, and held-out
+    accuracy clearly between the easiest and the hardest level."""
+    from dipo.testbed.competence import group_kind_mix
+
+    train = group_kind_mix(build_testbed(), n_prompts=100, split="train")
+    assert train["frac_easy"] >= 0.2 and train["frac_hard"] >= 0.2, train
+    test = group_kind_mix(build_testbed(), n_prompts=100, split="test")
+    by_level = test["accuracy_by_level"]
+    assert by_level[5] + 0.2 < test["accuracy"] < by_level[1] - 0.2, test
