@@ -43,6 +43,9 @@ class StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self._start)
 
 
+DEVICE_ARGS: list[str] = []  # --cuda: train on the GPU in bf16 instead of the recipe's CPU settings
+
+
 def recipe(out_dir: Path, model_dir: Path, steps: int, batch: int):
     """The testbed recipe's settings, as a DiPOConfig, for a short timed run."""
     from dipo.engines.trl.cli import parse
@@ -52,6 +55,7 @@ def recipe(out_dir: Path, model_dir: Path, steps: int, batch: int):
         "--output_dir", str(out_dir), "--max_steps", str(steps), "--learning_rate", "0",
         "--save_strategy", "no", "--heldout_dataset", "none", "--dynamic_sampling", "false",
         "--save_rollouts", "true", "--disable_tqdm", "true", "--per_device_train_batch_size", str(batch),
+        *DEVICE_ARGS,
     ])
     return script, args
 
@@ -87,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32, help="completions per step (recipe: 32)")
     parser.add_argument("--model", type=Path, default=None, help="model dir (default: a fresh tiny testbed model)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "step_overhead.json")
+    parser.add_argument("--cuda", action="store_true", help="run on the GPU in bf16 (the recipe itself is CPU)")
     opts = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if opts.cuda:
+        DEVICE_ARGS[:] = ["--use_cpu", "false", "--bf16", "true"]
 
     from datasets import Dataset
 
@@ -116,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "median_step_seconds": median, "step_seconds": times, "ratios": ratios, "targets": TARGETS,
         "meets_targets": {k: ratios[k] <= TARGETS[k] for k in ratios},
-        "settings": {"steps": opts.steps, "warmup": opts.warmup, "reps": opts.reps, "batch": opts.batch,
+        "settings": {"device": "cuda bf16" if opts.cuda else "cpu fp32", "steps": opts.steps, "warmup": opts.warmup, "reps": opts.reps, "batch": opts.batch,
                      "recipe": "configs/testbed.yaml", "learning_rate": 0, "dynamic_sampling": False},
-        "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads()},
+        "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads(),
+                    "gpu": torch.cuda.get_device_name() if opts.cuda else None},
     }
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     opts.out.write_text(json.dumps(result, indent=2))

@@ -162,4 +162,5 @@ def test_heldout_evaluation_is_logged_as_eval_accuracy(tiny_model_dir, tmp_path)
     trainer.train()
     evals = [m for m in read_metrics(tmp_path) if "eval/accuracy" in m]
     assert [m["step"] for m in evals] == [1, 2]
+    assert all("loss" in m and "dipo/threshold" in m for m in evals)  # on the step's own line, nothing lost
     assert all(0.0 <= m["eval/accuracy"] <= m["eval/pass@2"] <= 1.0 for m in evals)

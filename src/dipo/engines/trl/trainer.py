@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate.utils import gather_object
-from transformers import TrainerCallback
 from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
@@ -93,8 +92,6 @@ class DiPOTrainer(GRPOTrainer):
         self._gathered_rewards: torch.Tensor | None = None
         self._refill_iter = None
         self._refill_draws = 0  # refill batches drawn so far (restored on resume)
-        if heldout_dataset is not None and args.heldout_eval_steps > 0:
-            self.add_callback(_HeldoutEvalCallback(self))
 
     # -- rollout log-probs ------------------------------------------------------------------------
 
@@ -306,22 +303,19 @@ class DiPOTrainer(GRPOTrainer):
             truncate_metrics(self.run_dir / "metrics.jsonl", _step_of(checkpoint))
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._heldout_due(logs):  # on the step's own log line (a separate log would swallow TRL's line)
+            from dipo.engines.trl.heldout import heldout_metrics
+
+            logs.update(heldout_metrics(self))
         super().log(logs, start_time)  # TRL adds its averaged metrics (ours included) to `logs`
         if self.accelerator.is_main_process:
             append_metrics(self.run_dir / "metrics.jsonl", self.state.global_step, logs)
 
-
-class _HeldoutEvalCallback(TrainerCallback):
-    """Every `heldout_eval_steps` steps (and at the end): mean@k on the held-out set, logged as eval/accuracy."""
-
-    def __init__(self, trainer: DiPOTrainer):
-        self.trainer = trainer
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step % args.heldout_eval_steps == 0 or state.global_step == state.max_steps:
-            from dipo.engines.trl.heldout import heldout_metrics
-
-            self.trainer.log(heldout_metrics(self.trainer))
+    def _heldout_due(self, logs: dict) -> bool:
+        """Held-out evaluation every `heldout_eval_steps` training steps and at the last step."""
+        every, step = self.args.heldout_eval_steps, self.state.global_step
+        return (self.heldout_dataset is not None and every > 0 and "loss" in logs and self.model.training
+                and (step % every == 0 or step == self.state.max_steps))
 
 
 def _prompt_id(row: dict) -> str:
