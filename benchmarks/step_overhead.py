@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of each run")
     parser.add_argument("--reps", type=int, default=3, help="repetitions (method order rotates)")
     parser.add_argument("--batch", type=int, default=32, help="completions per step (recipe: 32)")
-    parser.add_argument("--model", type=Path, default=None, help="model dir (default: a fresh tiny testbed model)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model dir (default: the SFT-warm-started testbed model, dipo.testbed.build_testbed)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "step_overhead.json")
     parser.add_argument("--cuda", action="store_true", help="run on the GPU in bf16 (the recipe itself is CPU)")
     opts = parser.parse_args(argv)
@@ -104,10 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model_dir = opts.model
-        if model_dir is None:
-            from dipo.testbed import build_tiny_model
+        if model_dir is None:  # cached after the first build (a few minutes on 2 cores)
+            from dipo.testbed import build_testbed
 
-            model_dir = build_tiny_model(work / "model", seed=0)
+            model_dir = build_testbed()
         script, _ = recipe(work / "probe", model_dir, 1, opts.batch)
         dataset = Dataset.from_list(list(load_train(script)))
         kinds = ["dipo", "dapo", "trl"]

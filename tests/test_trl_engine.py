@@ -76,16 +76,17 @@ def test_dipo_changes_advantages_only_in_extreme_groups_through_chosen_sample(ti
         assert (np.abs(group["advantage"]) > 0).all()                  # reallocated signal reaches the group
 
 
-def test_recorded_logppl_equals_a_forward_pass(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_recorded_logppl_equals_a_forward_pass(tiny_model_dir, tmp_path, temperature):
     trainer = make_trainer(tiny_model_dir, tmp_path, method="dipo", max_steps=1, learning_rate=0.0,
-                           temperature=0.7, dynamic_sampling=False)
+                           temperature=temperature, dynamic_sampling=False)
     trainer.train()  # learning_rate 0: the model is still the policy that sampled
     rollout, model = trainer._rollout, trainer.model.eval()
     expected = []
     for prompt, completion in zip(rollout.prompt_ids, rollout.completion_ids):
         ids = torch.tensor([prompt + completion])
         with torch.no_grad():
-            logits = model(ids).logits[0, len(prompt) - 1:-1] / 0.7
+            logits = model(ids).logits[0, len(prompt) - 1:-1] / temperature
         logps = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(completion)[:, None]).T
         expected.append(sequence_logppl(logps, torch.ones_like(logps)).item())
     recorded = read_rollouts(tmp_path, 1)["logppl"].to_numpy()

@@ -33,7 +33,8 @@ class SampledTokenLogprobs(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self._last is not None:  # input_ids[:, -1] is the token sampled from self._last
             self._columns.append(self._last.gather(1, input_ids[:, -1:]).squeeze(1))
-        self._last = torch.log_softmax(scores.float() / self.temperature, dim=-1)
+        scaled = scores if self.temperature == 1.0 else scores / self.temperature  # one kernel fewer at T=1
+        self._last = torch.log_softmax(scaled, dim=-1, dtype=torch.float32)
         return scores
 
     def per_sequence(self, completion_ids: list[list[int]]) -> list[list[float]]:
