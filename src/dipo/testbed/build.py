@@ -26,16 +26,16 @@ class TestbedConfig:
     """Settings of the testbed build; every field is part of the cache key."""
 
     seed: int = field(default=0, metadata={"help": "seed of the random init, the tasks and SFT"})
-    hidden_size: int = field(default=96, metadata={"help": "model width"})
-    num_hidden_layers: int = field(default=3, metadata={"help": "transformer blocks"})
-    intermediate_size: int = field(default=288, metadata={"help": "MLP width"})
+    hidden_size: int = field(default=64, metadata={"help": "model width"})
+    num_hidden_layers: int = field(default=2, metadata={"help": "transformer blocks"})
+    intermediate_size: int = field(default=192, metadata={"help": "MLP width"})
     num_train_tasks: int = field(default=4000, metadata={"help": "SFT examples (maths plus tools)"})
     tool_fraction: float = field(default=0.0, metadata={"help": "share of tool-call tasks in SFT (0 = maths only)"})
     level_weights: tuple[float, ...] = field(
-        default=(0.4, 0.3, 0.15, 0.1, 0.05),
+        default=(0.45, 0.3, 0.15, 0.05, 0.05),
         metadata={"help": "share of SFT examples per difficulty level 1-5: mostly easy ones, so the warm start "
                           "masters level 1, partly learns the middle and fails the top (a mixed-competence policy)"})
-    max_steps: int = field(default=700, metadata={"help": "SFT optimizer steps"})
+    max_steps: int = field(default=1200, metadata={"help": "SFT optimizer steps"})
     batch_size: int = field(default=32, metadata={"help": "SFT batch size"})
     learning_rate: float = field(default=3e-3, metadata={"help": "SFT peak learning rate (cosine decay)"})
     num_threads: int = field(default=1, metadata={"help": "torch CPU threads (1 is fastest on a shared machine)"})
