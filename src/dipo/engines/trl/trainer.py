@@ -142,7 +142,10 @@ class DiPOTrainer(GRPOTrainer):
         n_local = len(rollout.completion_ids)
 
         lengths, logppl, truncated = self._rollout_stats(rollout)
-        lengths, logppl, truncated = (self.accelerator.gather(t.to(device)).cpu() for t in (lengths, logppl, truncated))
+        # int/float only: some collective backends (NCCL) cannot gather bool tensors
+        lengths, logppl, truncated = (self.accelerator.gather(t.to(device)).cpu()
+                                      for t in (lengths, logppl, truncated.long()))
+        truncated = truncated.bool()
         prompt_ids = gather_object([_prompt_id(x) for x in inputs])
 
         rewards_per_func = self._gathered_rewards.cpu()
