@@ -32,7 +32,7 @@ class TestbedConfig:
     num_train_tasks: int = field(default=4000, metadata={"help": "SFT examples (maths plus tools)"})
     tool_fraction: float = field(default=0.0, metadata={"help": "share of tool-call tasks in SFT (0 = maths only)"})
     level_weights: tuple[float, ...] = field(
-        default=(0.45, 0.3, 0.15, 0.05, 0.05),
+        default=(0.5, 0.32, 0.12, 0.03, 0.03),
         metadata={"help": "share of SFT examples per difficulty level 1-5: mostly easy ones, so the warm start "
                           "masters level 1, partly learns the middle and fails the top (a mixed-competence policy)"})
     max_steps: int = field(default=1200, metadata={"help": "SFT optimizer steps"})
