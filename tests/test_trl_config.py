@@ -105,6 +105,11 @@ def test_cli_rejects_bad_values_before_loading(tmp_path, capsys):
     assert code == 2 and "rewards" in capsys.readouterr().err
 
 
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
+    code = train_cli.main(["--config", "configs/testbed.yaml", "--resume", "last", "--output_dir", str(tmp_path / "x")])
+    assert code == 2 and "no checkpoint found" in capsys.readouterr().err
+
+
 def test_cli_rejects_rows_without_the_answer_field(tiny_model_dir, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"problem": "1+1?", "solution": "2"}) + "\n")

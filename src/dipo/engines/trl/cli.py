@@ -156,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(training.output_dir)
     resume = None
     if script.resume:
-        resume = get_last_checkpoint(str(run_dir)) if script.resume == "last" else script.resume
+        if script.resume == "last":
+            resume = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+        else:
+            resume = script.resume
         if resume is None or not Path(resume).is_dir():
             print(f"dipo train: --resume {script.resume}: no checkpoint found in {run_dir}", file=sys.stderr)
             return 2

@@ -54,7 +54,12 @@ def _help(text: str, default):
 class DiPOConfig(GRPOConfig):
     """GRPOConfig + `method` + DiPO (queue, PSD, BRR) + DAPO's overlong shaping and dynamic sampling + CDE."""
 
-    method: str = _help(f"Training method, one of {METHODS}; sets the presets in the module docstring.", "dipo")
+    method: str = _help(
+        f"Training method, one of {METHODS}. Presets for fields left unset: grpo = plain GRPO (loss_type grpo, "
+        "symmetric clip, no shaping, no dynamic sampling); dapo/dipo/cde = token-level loss, clip 0.2/0.28, "
+        "overlong shaping, dynamic sampling; dipo adds BRR, cde the perplexity reward bonus.",
+        "dipo",
+    )
 
     # DiPO (from dipo.core.DiPOConfig)
     alpha: float = _core_field("alpha")
