@@ -1,0 +1,49 @@
+"""`dipo demo`: the training arguments it builds are valid `dipo train` configs; --quick runs end to end (slow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dipo.testbed.demo import QUICK, SCHEDULE, main, train_argv
+
+FIGURES = ["group_kinds.png", "logppl.png", "entropy.png", "accuracy.png", "quadrants.png"]
+
+
+@pytest.mark.parametrize("method", ["dapo", "dipo"])
+def test_demo_runs_share_one_schedule_and_parse_as_train_configs(tmp_path, method):
+    from dipo.engines.trl.cli import parse
+
+    script, training, model = parse(train_argv(Path("/some/model"), method, tmp_path / method, seed=3,
+                                               schedule=QUICK))
+    assert training.method == method and training.seed == 3 and model.model_name_or_path == "/some/model"
+    assert training.max_steps == QUICK["max_steps"] and training.num_generations == 8
+    assert training.per_device_train_batch_size == 32 and training.temperature == 1.0
+    assert script.dataset == script.heldout_dataset == "testbed:math" and script.rewards == ["math"]
+    # only the method and the output directory differ between the two demo runs
+    other = "dipo" if method == "dapo" else "dapo"
+    a = train_argv(Path("m"), method, Path("x"), schedule=SCHEDULE)
+    b = train_argv(Path("m"), other, Path("x"), schedule=SCHEDULE)
+    assert [x for x, y in zip(a, b) if x != y] == [method]
+
+
+def test_ablation_overrides_reach_the_config(tmp_path):
+    from dipo.engines.trl.cli import parse
+
+    _, training, _ = parse(train_argv(Path("m"), "dipo", tmp_path, easy_groups="false"))
+    assert training.hard_groups and not training.easy_groups
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path, capsys):
+    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    report = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report == tmp_path / "report.html"
+    page = report.read_text()
+    for name in FIGURES:
+        assert (tmp_path / name).stat().st_size > 10_000 and f'src="{name}"' in page
+    assert "Held-out accuracy" in page and "DAPO" in page and "DIPO" in page
+    for method in ("dapo", "dipo"):
+        assert (tmp_path / method / "metrics.jsonl").exists()
+        assert len(list((tmp_path / method / "rollouts").glob("step-*.parquet"))) == QUICK["max_steps"]
