@@ -57,3 +57,17 @@ def test_bad_arguments_name_the_problem():
         make_tool_tasks(3, split="dev")
     with pytest.raises(ValueError, match="cannot draw"):
         make_tool_tasks(500, levels=(1,), split="test")
+
+
+def test_question_twists_ask_for_a_given_number_and_are_opt_in():
+    from dipo.testbed.tasks import TWIST_LEVEL
+
+    assert all(r["difficulty"] != TWIST_LEVEL for r in make_math_tasks(60))
+    rows = make_math_tasks(30, levels=(TWIST_LEVEL,))
+    for row in rows:
+        question = row["prompt"].split("\n")[1]
+        story, ask = question.rsplit(". ", 1)
+        assert ask.startswith("How many") and ("did" in ask) and f" {row['answer']}" in story
+        assert extract_boxed(row["completion"]) == row["answer"]
+    # the same story's usual question ("have now") would have a different answer in most rows
+    assert sum(" have now" in r["prompt"] for r in rows) == 0

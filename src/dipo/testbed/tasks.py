@@ -4,7 +4,11 @@ Two families, five difficulty levels each (1 = easiest):
 
 - **maths**: arithmetic word problems. The target completion is a short chain of thought, one
   equation per step, ending in `\\boxed{answer}` (scored by `dipo.rewards.math_reward`). Levels
-  add steps, larger numbers and multiplication.
+  add steps, larger numbers and multiplication. Level 6 ("question twist", not in the default
+  set) is a level-1 story that asks for a number already given ("How many apples did Tom buy?").
+  SFT never shows it, so the warm-started policy answers it *confidently wrong* (it computes the
+  usual total at very low perplexity): the hard, low-perplexity groups DiPO's max-PPL reward is
+  for, which a tiny model that is unsure whenever it is wrong would otherwise never produce.
 - **tools**: one function call against a few small JSON schemas; the target completion is
   `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` (scored by the function-call checker
   in `dipo.rewards`). Levels add parameters, distractor tools, and values that need a unit
@@ -26,7 +30,9 @@ from collections.abc import Callable, Sequence
 
 from dipo.testbed.model import chat_prompt
 
-LEVELS = (1, 2, 3, 4, 5)
+LEVELS = (1, 2, 3, 4, 5)  # the graded levels (the default set)
+TWIST_LEVEL = 6  # a one-step story whose question asks for a given number: never in SFT (see below)
+ALL_LEVELS = (*LEVELS, TWIST_LEVEL)
 SPLITS = ("train", "test")
 HELD_OUT_PERCENT = 20  # share of all possible problems that belong to the held-out split
 
@@ -54,14 +60,37 @@ def _split_of(text: str) -> str:
 def _check_args(n: int, levels: Sequence[int], split: str) -> None:
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    if not levels or any(level not in LEVELS for level in levels):
-        raise ValueError(f"levels must be a non-empty subset of {LEVELS}, got {tuple(levels)}")
+    if not levels or any(level not in ALL_LEVELS for level in levels):
+        raise ValueError(f"levels must be a non-empty subset of {ALL_LEVELS}, got {tuple(levels)}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 
 
+GAIN_PAST = {"buys": "buy", "finds": "find", "gets": "get", "receives": "receive"}
+LOSS_PAST = {"gives away": "give away", "loses": "lose", "sells": "sell"}
+
+
+def _twist_problem(rng: random.Random) -> tuple[str, str, str]:
+    name, pronoun = rng.choice(NAMES)
+    item = rng.choice(ITEMS)
+    value = rng.randint(1, 9)
+    if rng.random() < 0.5:
+        verb, k = rng.choice(GAIN_VERBS), rng.randint(1, 9)
+        story = f"{name} has {value} {item}. {pronoun} {verb} {k} more."
+        past = GAIN_PAST[verb]
+    else:
+        verb, k = rng.choice(LOSS_VERBS), rng.randint(1, value)
+        story = f"{name} has {value} {item}. {pronoun} {verb} {k}."
+        past = LOSS_PAST[verb]
+    if rng.random() < 0.5:
+        return f"{story} How many {item} did {name} {past}?", f"\\boxed{{{k}}}", str(k)
+    return f"{story} How many {item} did {name} have at first?", f"\\boxed{{{value}}}", str(value)
+
+
 def _math_problem(rng: random.Random, level: int) -> tuple[str, str, str]:
     """One word problem: (question, chain-of-thought completion, answer)."""
+    if level == TWIST_LEVEL:
+        return _twist_problem(rng)
     n_ops, top, ops = MATH_LEVELS[level]
     name, pronoun = rng.choice(NAMES)
     item = rng.choice(ITEMS)
