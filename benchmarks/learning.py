@@ -1,4 +1,5 @@
-"""Learning benchmark on the CPU testbed: GRPO vs DAPO vs DiPO (+ BRR hard-only / easy-only ablations).
+"""Learning benchmark on the CPU testbed: GRPO vs DAPO vs DiPO (+ BRR hard-only / easy-only ablations,
+and DiPO with group_rule=any).
 
 Every (method, seed) run starts from the same SFT'd testbed model and gets the same schedule and
 compute (steps x prompts x G samples), through `dipo train` (the TRL engine). Each run's directory
@@ -7,7 +8,7 @@ the mean with a 95% confidence interval (Student t over seeds) of: final held-ou
 (mean@k), area under the held-out accuracy curve (mean accuracy over training), fraction of
 zero-advantage groups, final policy entropy, BRR firings, and the share of steps with a valid PSD split.
 
-    python benchmarks/learning.py                       # 5 methods x 3 seeds, 40 steps each
+    python benchmarks/learning.py                       # 6 variants x 3 seeds, 60 steps each
     python benchmarks/learning.py --seeds 0 1 2 3 4 --steps 60 --methods dapo dipo
     python benchmarks/learning.py --out benchmarks/results/learning   # -> .json and .md
 
@@ -32,6 +33,7 @@ VARIANTS = {
     "dipo": ("dipo", {}),
     "dipo-hard-only": ("dipo", {"easy_groups": "false"}),  # max-PPL reward on hard groups only
     "dipo-easy-only": ("dipo", {"hard_groups": "false"}),  # max-PPL penalty on easy groups only
+    "dipo-group-any": ("dipo", {"group_rule": "any"}),  # a group lies in a space if any sample does
 }
 METRICS = ["final_eval_accuracy", "eval_accuracy_auc", "zero_advantage_fraction", "final_entropy", "brr_firings",
            "split_valid_fraction", "frac_easy", "frac_hard"]
@@ -100,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=40, help="training steps per run")
-    parser.add_argument("--eval-every", type=int, default=10, help="held-out evaluation interval (steps)")
+    parser.add_argument("--steps", type=int, default=60, help="training steps per run")
+    parser.add_argument("--eval-every", type=int, default=15, help="held-out evaluation interval (steps)")
     parser.add_argument("--heldout", type=int, default=100, help="held-out problems per evaluation")
     parser.add_argument("--heldout-k", type=int, default=4, help="samples per held-out problem (mean@k)")
-    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/learning"), help="where run directories go")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learning"),
                         help="output path stem: writes STEM.json and STEM.md")

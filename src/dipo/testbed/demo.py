@@ -14,8 +14,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dipo.testbed.tasks import ALL_LEVELS
+
 # The training schedule; both methods get exactly the same (QUICK for --quick)
-SCHEDULE = {"max_steps": 40, "testbed_size": 512, "heldout_eval_steps": 10, "heldout_max_problems": 100,
+SCHEDULE = {"max_steps": 60, "testbed_size": 512, "heldout_eval_steps": 15, "heldout_max_problems": 100,
             "heldout_k": 4}
 QUICK = {"max_steps": 6, "testbed_size": 64, "heldout_eval_steps": 3, "heldout_max_problems": 30, "heldout_k": 2}
 
@@ -29,18 +31,22 @@ class DemoRun:
 
 
 def train_argv(model_dir: Path, method: str, run_dir: Path, seed: int = 0, schedule: dict | None = None,
-               learning_rate: float = 2e-4, **overrides) -> list[str]:
+               learning_rate: float = 1e-4, **overrides) -> list[str]:
     """`dipo train` arguments of one testbed run: 4 prompts x G=8 per step, 64-token completions,
     held-out evaluation on the disjoint synthetic split; `overrides` adds any other DiPOConfig field."""
     args = {
         "model_name_or_path": str(model_dir), "method": method, "output_dir": str(run_dir), "seed": seed,
         "dataset": "testbed:math", "heldout_dataset": "testbed:math", "rewards": "math",
+        "testbed_levels": ALL_LEVELS,  # the graded levels plus the confidently-wrong question twists
         "use_cpu": "true", "bf16": "false", "learning_rate": learning_rate, "lr_scheduler_type": "constant",
         "warmup_steps": 0, "per_device_train_batch_size": 32, "num_generations": 8, "max_completion_length": 64,
         "temperature": 1.0, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
         **(schedule or SCHEDULE), **overrides,
     }
-    return [item for key, value in args.items() for item in (f"--{key}", str(value))]
+    argv = []
+    for key, value in args.items():
+        argv += [f"--{key}", *(map(str, value) if isinstance(value, (list, tuple)) else [str(value)])]
+    return argv
 
 
 def heldout_table(runs: list[DemoRun]) -> str:
@@ -64,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a ~2-minute version (few steps, small held-out set)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: runs/demo-<time>)")
     parser.add_argument("--seed", type=int, default=0, help="seed of both training runs")
-    parser.add_argument("--learning-rate", type=float, default=2e-4, help="RL learning rate of both runs")
+    parser.add_argument("--learning-rate", type=float, default=1e-4, help="RL learning rate of both runs")
     parser.add_argument("--methods", default="dapo,dipo", help="comma-separated methods to compare")
     args = parser.parse_args(argv)
 
