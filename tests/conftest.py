@@ -5,6 +5,15 @@ from __future__ import annotations
 import pytest
 
 
+def pytest_configure(config):
+    """One torch thread: on a small shared CPU, more threads make the tiny-model tests much slower."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A random tiny Qwen3 model + offline tokenizer (dipo.testbed.build_tiny_model, seed 0),

@@ -14,18 +14,22 @@ import numpy as np
 
 def group_kind_mix(model_dir: str | Path, n_prompts: int = 100, group_size: int = 8, split: str = "train",
                    temperature: float = 1.0, max_new_tokens: int = 64, seed: int = 0,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, num_threads: int | None = 1) -> dict:
     """Sample `group_size` maths completions for `n_prompts` testbed prompts (levels in equal
     shares) and score them with the real maths verifier.
 
     Returns `{"accuracy", "frac_easy", "frac_normal", "frac_hard", "accuracy_by_level": {level: acc},
-    "n_prompts", "group_size", "split"}`.
+    "n_prompts", "group_size", "split"}`. `num_threads` sets torch's CPU threads (1 is fastest for the
+    tiny model on a shared machine; None leaves the setting alone).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from dipo.eval.harness import evaluate_math
     from dipo.testbed.tasks import make_math_tasks
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
