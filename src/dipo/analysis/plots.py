@@ -162,6 +162,17 @@ def plot_accuracy(runs: list[Run], out: Path) -> Path | None:
     return _save(fig, out)
 
 
+def _fired_per_step(run: Run, kind: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of one kind that BRR reallocated, per step: counted in the rollout records when the
+    run has them (all sampling rounds), else the logged metric."""
+    groups = group_table(run.rollouts)
+    if groups.empty:
+        return run.series(key)
+    counts = groups[groups["group_kind"] == kind].groupby("step")["fired"].sum()
+    steps = np.array(sorted(groups["step"].unique()))
+    return steps, counts.reindex(steps, fill_value=0).to_numpy(dtype=float)
+
+
 def plot_quadrants(runs: list[Run], out: Path) -> Path | None:
     """Samples per perplexity quadrant per step (top) and cumulative BRR firings on hard and easy
     groups (bottom), one column per run."""
@@ -179,11 +190,11 @@ def plot_quadrants(runs: list[Run], out: Path) -> Path | None:
         top.set_ylabel("samples per step")
         top.legend(fontsize=7)
         top.grid(alpha=0.3)
-        for key, color, name in (("dipo/fired_hard", KIND_COLORS["hard"], "max-PPL reward (hard groups)"),
-                                 ("dipo/fired_easy", KIND_COLORS["easy"], "max-PPL penalty (easy groups)")):
-            steps, fired = run.series(key)
+        for kind, key, name in (("hard", "dipo/fired_hard", "max-PPL reward (hard groups)"),
+                                ("easy", "dipo/fired_easy", "max-PPL penalty (easy groups)")):
+            steps, fired = _fired_per_step(run, kind, key)
             if len(steps):
-                bottom.plot(steps, np.cumsum(fired), color=color, label=name)
+                bottom.plot(steps, np.cumsum(fired), color=KIND_COLORS[kind], label=name)
         bottom.set_xlabel("training step")
         bottom.set_ylabel("BRR firings (cumulative groups)")
         bottom.legend(fontsize=7)

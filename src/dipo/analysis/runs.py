@@ -68,10 +68,14 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
 
 
 def group_table(rollouts: pd.DataFrame) -> pd.DataFrame:
-    """One row per (step, group): kind, whether BRR fired, mean log-PPL, accuracy, zero advantage."""
+    """One row per sampled group: kind, whether BRR fired, mean log-PPL, accuracy, zero advantage.
+
+    Groups are keyed by (step, group_id), plus the dynamic-sampling `round` when the engine logs it
+    (every generated group counts, also those the filter dropped)."""
     if rollouts.empty:
         return pd.DataFrame(columns=["step", "group_id", "group_kind", "fired", "logppl", "accuracy", "zero_adv"])
-    grouped = rollouts.groupby(["step", "group_id"])
+    keys = ["step", "round", "group_id"] if "round" in rollouts else ["step", "group_id"]
+    grouped = rollouts.groupby(keys)
     return pd.DataFrame({
         "group_kind": grouped["group_kind"].first(),
         "fired": grouped["fired"].any(),
@@ -94,7 +98,10 @@ def summarize(run: Run) -> dict:
     steps, acc = run.series("eval/accuracy")
     _, entropy = run.series("entropy")
     _, valid = run.series("dipo/split_valid")
-    fired = sum(run.series(k)[1].sum() for k in ("dipo/fired_hard", "dipo/fired_easy"))
+    # count reallocated groups from the records when there are some (logged metrics may be averaged
+    # over sampling rounds), else from the metrics
+    fired = float(groups["fired"].sum()) if len(groups) else \
+        sum(run.series(k)[1].sum() for k in ("dipo/fired_hard", "dipo/fired_easy"))
     out = {
         "label": run.label,
         "steps": int(run.metrics["step"].max()) if len(run.metrics) else 0,
