@@ -47,3 +47,18 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     for method in ("dapo", "dipo"):
         assert (tmp_path / method / "metrics.jsonl").exists()
         assert len(list((tmp_path / method / "rollouts").glob("step-*.parquet"))) == QUICK["max_steps"]
+
+
+def test_learning_benchmark_confidence_interval():
+    import importlib.util
+    import math
+
+    path = Path(__file__).parents[1] / "benchmarks" / "learning.py"
+    spec = importlib.util.spec_from_file_location("learning_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    mean, half = module.mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3))
+    mean, half = module.mean_ci([0.5, float("nan")])
+    assert mean == 0.5 and math.isnan(half)
+    assert set(module.VARIANTS) >= {"grpo", "dapo", "dipo", "dipo-hard-only", "dipo-easy-only"}
