@@ -55,6 +55,7 @@ def run(gsm8k: int = 20, math500: int = 10, k: int = 4, temperature: float = 0.6
         results["benchmarks"][name] = metrics
     results["examples"] = {name: [r for r in recs if r["correct"]][:2] + [r for r in recs if not r["correct"]][:1]
                            for name, recs in samples.items()}
+    results["samples"] = samples  # every completion, so the run can be re-scored without re-generating
     return results
 
 
