@@ -31,11 +31,11 @@ from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
 from dipo.core import DiPO, dynamic_sampling_keep, overlong_penalty, perplexity_bonus, sequence_logppl
+from dipo.engines.run_log import append_metrics, truncate_metrics, write_rollouts
 from dipo.engines.trl.batch_ops import concat_batches, select_rows
 from dipo.engines.trl.config import DiPOConfig
 from dipo.engines.trl.reward_guard import guard_reward
 from dipo.engines.trl.rollout_logprobs import SampledTokenLogprobs, extra_logits_processor
-from dipo.engines.trl.run_log import append_metrics, truncate_metrics, write_rollouts
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
 """The run directory's logs: `metrics.jsonl` (one object per logged step) and per-step rollout records.
 
 Layout (read by `dipo analyze`): `RUN/metrics.jsonl`, `RUN/rollouts/step-000001.parquet` with the
-columns in `ROLLOUT_COLUMNS` (plus `round` and `kept` from dynamic sampling). Only the main process
-writes; the records it gets are already gathered from every process.
+columns in `ROLLOUT_COLUMNS` (the TRL engine adds `round` and `kept` from dynamic sampling). Shared by
+the TRL and verl engines, so it imports neither. Only the main process (the verl driver) writes; the
+records it gets are already gathered from every process.
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ def append_metrics(path: Path, step: int, metrics: dict) -> None:
         f.write(json.dumps(line) + "\n")
 
 
-def write_rollouts(path: Path, columns: dict[str, np.ndarray | list]) -> None:
-    """Write one step's per-sample records as a parquet file (atomic: temp file then rename)."""
+def write_rollouts(path: Path, columns: dict[str, np.ndarray | list], append: bool = False) -> None:
+    """Write one step's per-sample records as a parquet file (atomic: temp file then rename).
+
+    ``append=True`` adds the rows to an existing file of the same step (an engine that computes
+    advantages several times in one step)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -46,6 +50,8 @@ def write_rollouts(path: Path, columns: dict[str, np.ndarray | list]) -> None:
         raise ValueError(f"rollout records are missing columns {missing}")
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.table({k: np.asarray(v) for k, v in columns.items()})
+    if append and path.exists():
+        table = pa.concat_tables([pq.read_table(path), table])
     tmp = path.with_suffix(".parquet.tmp")
     pq.write_table(table, tmp)
     tmp.replace(path)
