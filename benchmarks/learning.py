@@ -8,8 +8,9 @@ the mean with a 95% confidence interval (Student t over seeds) of: final held-ou
 (mean@k), area under the held-out accuracy curve (mean accuracy over training), fraction of
 zero-advantage groups, final policy entropy, BRR firings, and the share of steps with a valid PSD split.
 
-    python benchmarks/learning.py                       # 6 variants x 3 seeds, 60 steps each
+    python benchmarks/learning.py                       # 6 variants x 3 seeds, 100 steps x 8 prompts x G=8
     python benchmarks/learning.py --seeds 0 1 2 3 4 --steps 60 --methods dapo dipo
+    python benchmarks/learning.py --jobs 2              # two runs at a time (one torch thread each)
     python benchmarks/learning.py --out benchmarks/results/learning   # -> .json and .md
 
 Finished runs are reused (a run directory with a final evaluation is not trained again), so an
@@ -35,7 +36,7 @@ VARIANTS = {
     "dipo-easy-only": ("dipo", {"hard_groups": "false"}),  # max-PPL penalty on easy groups only
     "dipo-group-any": ("dipo", {"group_rule": "any"}),  # a group lies in a space if any sample does
 }
-METRICS = ["final_eval_accuracy", "eval_accuracy_auc", "zero_advantage_fraction", "final_entropy", "brr_firings",
+METRICS = ["initial_eval_accuracy", "final_eval_accuracy", "eval_accuracy_auc", "zero_advantage_fraction", "final_entropy", "brr_firings",
            "split_valid_fraction", "frac_easy", "frac_hard"]
 # two-sided 95% Student t quantiles by degrees of freedom (no scipy dependency)
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -53,6 +54,9 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
 
 
 def run_one(model_dir: Path, name: str, seed: int, run_dir: Path, schedule: dict, learning_rate: float) -> dict:
+    import torch
+
+    torch.set_num_threads(1)  # one thread per run: on a small CPU, parallel runs beat threads
     from dipo.analysis import load_run, summarize
     from dipo.engines.trl.cli import main as train_main
     from dipo.testbed.demo import train_argv
@@ -79,8 +83,8 @@ def markdown(results: list[dict], aggregate: dict, settings: dict) -> str:
         "# Learning benchmark (CPU testbed)", "",
         f"Settings: {json.dumps(settings)}", "",
         "Mean over seeds ± 95% CI half-width (Student t). AUC = mean held-out accuracy over training.", "",
-        "| variant | seeds | final held-out acc. | acc. AUC | zero-adv. groups | final entropy | BRR firings | PSD valid |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | seeds | step-0 acc. | final held-out acc. | acc. AUC | zero-adv. groups | final entropy | BRR firings | PSD valid |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def fmt(name: str, key: str) -> str:
@@ -89,7 +93,7 @@ def markdown(results: list[dict], aggregate: dict, settings: dict) -> str:
 
     for name in aggregate:
         lines.append(f"| {name} | {aggregate[name]['seeds']} | " + " | ".join(
-            fmt(name, k) for k in ("final_eval_accuracy", "eval_accuracy_auc", "zero_advantage_fraction",
+            fmt(name, k) for k in ("initial_eval_accuracy", "final_eval_accuracy", "eval_accuracy_auc", "zero_advantage_fraction",
                                    "final_entropy", "brr_firings", "split_valid_fraction")) + " |")
     lines += ["", "Per run:", "", "| variant | seed | final acc. | AUC | zero-adv. | entropy | seconds |", "|---|---|---|---|---|---|---|"]
     for r in results:
@@ -98,41 +102,57 @@ def markdown(results: list[dict], aggregate: dict, settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def aggregate_runs(results: list[dict], variants: list[str]) -> dict:
+    out = {}
+    for variant in variants:
+        rows = [r for r in results if r["variant"] == variant]
+        if rows:
+            out[variant] = {"seeds": len(rows), **{k: mean_ci([r[k] for r in rows]) for k in METRICS}}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=60, help="training steps per run")
-    parser.add_argument("--eval-every", type=int, default=15, help="held-out evaluation interval (steps)")
-    parser.add_argument("--heldout", type=int, default=100, help="held-out problems per evaluation")
+    parser.add_argument("--steps", type=int, default=100, help="training steps per run")
+    parser.add_argument("--prompts-per-step", type=int, default=8, help="prompts per step (x G=8 samples)")
+    parser.add_argument("--eval-every", type=int, default=20, help="held-out evaluation interval (steps)")
+    parser.add_argument("--heldout", type=int, default=120, help="held-out problems per evaluation")
     parser.add_argument("--heldout-k", type=int, default=4, help="samples per held-out problem (mean@k)")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/learning"), help="where run directories go")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learning"),
                         help="output path stem: writes STEM.json and STEM.md")
     args = parser.parse_args(argv)
+    if args.jobs < 1 or args.prompts_per_step < 1 or args.steps < 1:
+        parser.error("--jobs, --prompts-per-step and --steps must be >= 1")
 
-    import torch
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    torch.set_num_threads(1)
     from dipo.testbed.build import build_testbed
 
     model_dir = build_testbed()
-    schedule = {"max_steps": args.steps, "testbed_size": 512, "heldout_eval_steps": args.eval_every,
-                "heldout_max_problems": args.heldout, "heldout_k": args.heldout_k}
-    settings = {**schedule, "learning_rate": args.learning_rate, "prompts_per_step": 4, "group_size": 8,
-                "testbed": str(model_dir)}
+    schedule = {"max_steps": args.steps, "per_device_train_batch_size": 8 * args.prompts_per_step,
+                "testbed_size": 1024, "heldout_eval_steps": args.eval_every, "heldout_max_problems": args.heldout,
+                "heldout_k": args.heldout_k}
+    settings = {**schedule, "learning_rate": args.learning_rate, "prompts_per_step": args.prompts_per_step,
+                "group_size": 8, "testbed": str(model_dir)}
+    # seeds outermost: a partial benchmark still compares every method
+    jobs = [(name, seed) for seed in args.seeds for name in args.methods]
     results = []
-    for seed in args.seeds:  # seeds outermost: a partial benchmark still compares every method
-        for name in args.methods:
-            print(f"== {name} seed {seed}", flush=True)
-            results.append(run_one(model_dir, name, seed, args.runs_dir / f"{name}-seed{seed}", schedule,
-                                   args.learning_rate))
-            aggregate = {}
-            for variant in args.methods:
-                rows = [r for r in results if r["variant"] == variant]
-                if rows:
-                    aggregate[variant] = {"seeds": len(rows), **{k: mean_ci([r[k] for r in rows]) for k in METRICS}}
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_one, model_dir, name, seed, args.runs_dir / f"{name}-seed{seed}", schedule,
+                               args.learning_rate): (name, seed) for name, seed in jobs}
+        for future in as_completed(futures):
+            name, seed = futures[future]
+            results.append(future.result())
+            print(f"== {name} seed {seed}: final held-out accuracy {results[-1]['final_eval_accuracy']:.3f} "
+                  f"({len(results)}/{len(jobs)})", flush=True)
+            results.sort(key=lambda r: (r["seed"], args.methods.index(r["variant"])))
+            aggregate = aggregate_runs(results, args.methods)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             payload = {"settings": settings, "runs": results,
                        "aggregate": {v: {k: (list(x) if isinstance(x, tuple) else x) for k, x in a.items()}

@@ -32,6 +32,15 @@ def test_cache_dir_from_env(tmp_path, monkeypatch, capsys):
     assert path.startswith(str(tmp_path / "testbed")) and path.endswith(TestbedConfig(**TINY).cache_key())
 
 
+def test_cache_key_follows_the_task_generators(monkeypatch):
+    """A change to how targets are written is a new build, not a stale cache hit."""
+    from dipo.testbed import tasks
+
+    before = TestbedConfig().cache_key()
+    monkeypatch.setattr(tasks, "ANSWER_STYLES", ("\\boxed{{{n}}}",))
+    assert TestbedConfig().cache_key() != before
+
+
 def test_sft_rows_follow_level_weights():
     rows = sft_rows(TestbedConfig(num_train_tasks=100, level_weights=(0.5, 0.5, 0, 0, 0), tool_fraction=0.2))
     assert len(rows) == 100
@@ -47,13 +56,20 @@ def test_bad_settings_name_the_field(field, value):
 
 
 @pytest.mark.slow
-def test_default_testbed_has_a_mixed_competence():
-    """At the start of RL (G=8, temperature 1) at least 20% hard and 20% easy groups, and held-out
-    accuracy clearly between the easiest and the hardest level."""
+def test_default_testbed_has_a_mixed_competence_in_dipos_regime():
+    """At the start of RL (G=8, temperature 1) on the graded levels: at least 20% hard and 20% easy
+    groups, and held-out accuracy clearly between the easiest and the hardest level. With the
+    question twists mixed in (as `dipo demo` trains): the PSD split is valid and BRR finds
+    confidently wrong hard groups to act on."""
     from dipo.testbed.competence import group_kind_mix
+    from dipo.testbed.tasks import LEVELS
 
-    train = group_kind_mix(build_testbed(), n_prompts=100, split="train")
+    train = group_kind_mix(build_testbed(), n_prompts=100, split="train", levels=LEVELS)
     assert train["frac_easy"] >= 0.2 and train["frac_hard"] >= 0.2, train
-    test = group_kind_mix(build_testbed(), n_prompts=100, split="test")
+    test = group_kind_mix(build_testbed(), n_prompts=100, split="test", levels=LEVELS)
     by_level = test["accuracy_by_level"]
     assert by_level[5] + 0.2 < test["accuracy"] < by_level[1] - 0.2, test
+    regime = group_kind_mix(build_testbed(), n_prompts=120, split="train")["regime"]
+    assert regime["split_valid"] and regime["brr_hard_fired"] > 0, regime
+    # correct answers are not near-deterministic: their log-PPL is of the order of the wrong ones'
+    assert regime["logppl_wrong_median"] < 4 * regime["logppl_correct_median"], regime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -24,19 +25,23 @@ def test_deterministic_disjoint_and_levels_in_equal_shares(make):
 
 
 def test_math_targets_are_correct_chains_of_thought():
-    for row in make_math_tasks(50, seed=0):
-        steps = row["completion"].split(" \\boxed")[0].rstrip(".").split(". ")
+    rows = make_math_tasks(50, seed=0)
+    for row in rows:
+        steps = re.findall(r"(\d+)([-+*])(\d+)=(\d+)\.", row["completion"])
         # every step's arithmetic holds, each step starts from the previous result
         prev = None
-        for step in steps:
-            lhs, rhs = step.split("=")
-            op = next(c for c in "+-*" if c in lhs)
-            x, k = (int(v) for v in lhs.split(op))
-            assert {"+": x + k, "-": x - k, "*": x * k}[op] == int(rhs) >= 0
+        for x, op, k, n in steps:
+            x, k, n = int(x), int(k), int(n)
+            assert {"+": x + k, "-": x - k, "*": x * k}[op] == n >= 0
             assert prev is None or x == prev
-            prev = int(rhs)
+            prev = n
         assert extract_boxed(row["completion"]) == row["answer"] == str(prev)
         assert len(steps) == {1: 1, 2: 2, 3: 2, 4: 3, 5: 4}[row["difficulty"]]
+    # the phrasing varies between problems (so a correct answer has a perplexity of its own) ...
+    styles = {re.sub(r"\d+", "N", row["completion"]) for row in rows if row["difficulty"] == 1}
+    assert len(styles) >= 6
+    # ... but is a function of the problem text: the same problem always gets the same target
+    assert [r["completion"] for r in make_math_tasks(50, seed=0)] == [r["completion"] for r in rows]
 
 
 def test_tool_targets_pass_the_function_call_checker():
@@ -57,6 +62,8 @@ def test_bad_arguments_name_the_problem():
         make_tool_tasks(3, split="dev")
     with pytest.raises(ValueError, match="cannot draw"):
         make_tool_tasks(500, levels=(1,), split="test")
+    with pytest.raises(ValueError, match="twists"):
+        make_tool_tasks(3, levels=(1, 6))
 
 
 def test_question_twists_ask_for_a_given_number_and_are_opt_in():

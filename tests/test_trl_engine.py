@@ -162,6 +162,6 @@ def test_heldout_evaluation_is_logged_as_eval_accuracy(tiny_model_dir, tmp_path)
                            heldout=tiny_dataset(4), heldout_eval_steps=1, heldout_k=2, heldout_max_problems=3)
     trainer.train()
     evals = [m for m in read_metrics(tmp_path) if "eval/accuracy" in m]
-    assert [m["step"] for m in evals] == [1, 2]
-    assert all("loss" in m and "dipo/threshold" in m for m in evals)  # on the step's own line, nothing lost
+    assert [m["step"] for m in evals] == [0, 1, 2]  # step 0: the policy RL starts from
+    assert all("loss" in m and "dipo/threshold" in m for m in evals[1:])  # on the step's own line, nothing lost
     assert all(0.0 <= m["eval/accuracy"] <= m["eval/pass@2"] <= 1.0 for m in evals)

@@ -105,6 +105,7 @@ def summarize(run: Run) -> dict:
     out = {
         "label": run.label,
         "steps": int(run.metrics["step"].max()) if len(run.metrics) else 0,
+        "initial_eval_accuracy": float(acc[0]) if len(acc) and steps[0] == 0 else float("nan"),  # the warm start
         "final_eval_accuracy": float(acc[-1]) if len(acc) else float("nan"),
         "best_eval_accuracy": float(acc.max()) if len(acc) else float("nan"),
         "eval_accuracy_auc": auc(steps, acc),

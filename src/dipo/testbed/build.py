@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dipo.testbed.model import TinyModelConfig, build_tiny_model
 
-BUILD_VERSION = 2  # bump when the recipe changes in a way the settings do not capture
+BUILD_VERSION = 3  # bump when the training recipe changes in a way the settings do not capture
 
 
 @dataclass
@@ -58,7 +58,10 @@ class TestbedConfig:
                                intermediate_size=self.intermediate_size)
 
     def cache_key(self) -> str:
-        blob = json.dumps({"version": BUILD_VERSION, **asdict(self)}, sort_keys=True)
+        """Hash of the settings, the recipe version and the SFT examples themselves (so a change to
+        the task generators is a new build, not a stale cache hit)."""
+        data = hashlib.sha256(json.dumps(sft_rows(self)).encode()).hexdigest()
+        blob = json.dumps({"version": BUILD_VERSION, "sft_data": data, **asdict(self)}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -17,9 +17,11 @@ from pathlib import Path
 from dipo.testbed.tasks import ALL_LEVELS
 
 # The training schedule; both methods get exactly the same (QUICK for --quick)
-SCHEDULE = {"max_steps": 60, "testbed_size": 512, "heldout_eval_steps": 15, "heldout_max_problems": 100,
-            "heldout_k": 4}
-QUICK = {"max_steps": 6, "testbed_size": 64, "heldout_eval_steps": 3, "heldout_max_problems": 30, "heldout_k": 2}
+# (per_device_train_batch_size = prompts per step x G=8).
+SCHEDULE = {"max_steps": 60, "per_device_train_batch_size": 32, "testbed_size": 512, "heldout_eval_steps": 15,
+            "heldout_max_problems": 100, "heldout_k": 4}
+QUICK = {"max_steps": 6, "per_device_train_batch_size": 32, "testbed_size": 64, "heldout_eval_steps": 3,
+         "heldout_max_problems": 30, "heldout_k": 2}
 
 
 @dataclass
@@ -32,14 +34,15 @@ class DemoRun:
 
 def train_argv(model_dir: Path, method: str, run_dir: Path, seed: int = 0, schedule: dict | None = None,
                learning_rate: float = 1e-4, **overrides) -> list[str]:
-    """`dipo train` arguments of one testbed run: 4 prompts x G=8 per step, 64-token completions,
-    held-out evaluation on the disjoint synthetic split; `overrides` adds any other DiPOConfig field."""
+    """`dipo train` arguments of one testbed run: G=8 samples per prompt, 80-token completions,
+    held-out evaluation on the disjoint synthetic split; `schedule` sets the steps, batch and
+    evaluation (default SCHEDULE), `overrides` any other DiPOConfig field."""
     args = {
         "model_name_or_path": str(model_dir), "method": method, "output_dir": str(run_dir), "seed": seed,
         "dataset": "testbed:math", "heldout_dataset": "testbed:math", "rewards": "math",
         "testbed_levels": ALL_LEVELS,  # the graded levels plus the confidently-wrong question twists
         "use_cpu": "true", "bf16": "false", "learning_rate": learning_rate, "lr_scheduler_type": "constant",
-        "warmup_steps": 0, "per_device_train_batch_size": 32, "num_generations": 8, "max_completion_length": 64,
+        "warmup_steps": 0, "num_generations": 8, "max_completion_length": 80,
         "temperature": 1.0, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
         **(schedule or SCHEDULE), **overrides,
     }

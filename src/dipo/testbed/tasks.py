@@ -4,7 +4,11 @@ Two families, five difficulty levels each (1 = easiest):
 
 - **maths**: arithmetic word problems. The target completion is a short chain of thought, one
   equation per step, ending in `\\boxed{answer}` (scored by `dipo.rewards.math_reward`). Levels
-  add steps, larger numbers and multiplication. Level 6 ("question twist", not in the default
+  add steps, larger numbers and multiplication. Each step and the closing sentence are written in
+  one of a few equivalent styles (`7+5=12.`, `Then 7+5=12.`, `So 7+5=12.`, `Now 7+5=12.`; `\\boxed{12}`,
+  `The answer is \\boxed{12}.`, ...), drawn per problem: like a real LLM's, a correct answer then has
+  a perplexity of its own (the phrasing), so the perplexities of right and wrong answers overlap
+  instead of every correct answer being near-deterministic. Level 6 ("question twist", not in the default
   set) is a level-1 story that asks for a number already given ("How many apples did Tom buy?").
   SFT never shows it, so the warm-started policy answers it *confidently wrong* (it computes the
   usual total at very low perplexity): the hard, low-perplexity groups DiPO's max-PPL reward is
@@ -70,6 +74,24 @@ GAIN_PAST = {"buys": "buy", "finds": "find", "gets": "get", "receives": "receive
 LOSS_PAST = {"gives away": "give away", "loses": "lose", "sells": "sell"}
 
 
+# Equivalent ways to write one step `x op k = n` and the closing answer; which one a target uses
+# is drawn from the problem's own text (`_styles`), so the problems themselves do not change.
+# The equation itself is always written `x op k = n`, so the arithmetic is learnt once, not per style.
+STEP_STYLES = ("{x}{op}{k}={n}.", "Then {x}{op}{k}={n}.", "So {x}{op}{k}={n}.", "Now {x}{op}{k}={n}.")
+ANSWER_STYLES = ("\\boxed{{{n}}}", "The answer is \\boxed{{{n}}}.", "So the answer is \\boxed{{{n}}}.")
+
+
+def _styles(question: str) -> random.Random:
+    return random.Random(hashlib.sha256(("style:" + question).encode()).hexdigest())
+
+
+def _write_answer(question: str, steps: Sequence[tuple[int, str, int, int]], answer: int) -> str:
+    """The target chain of thought for `question`: one sentence per (x, op, k, n) step, then the boxed answer."""
+    rng = _styles(question)
+    sentences = [rng.choice(STEP_STYLES).format(x=x, op=op, k=k, n=n) for x, op, k, n in steps]
+    return " ".join([*sentences, rng.choice(ANSWER_STYLES).format(n=answer)])
+
+
 def _twist_problem(rng: random.Random) -> tuple[str, str, str]:
     name, pronoun = rng.choice(NAMES)
     item = rng.choice(ITEMS)
@@ -83,8 +105,10 @@ def _twist_problem(rng: random.Random) -> tuple[str, str, str]:
         story = f"{name} has {value} {item}. {pronoun} {verb} {k}."
         past = LOSS_PAST[verb]
     if rng.random() < 0.5:
-        return f"{story} How many {item} did {name} {past}?", f"\\boxed{{{k}}}", str(k)
-    return f"{story} How many {item} did {name} have at first?", f"\\boxed{{{value}}}", str(value)
+        question, answer = f"{story} How many {item} did {name} {past}?", k
+    else:
+        question, answer = f"{story} How many {item} did {name} have at first?", value
+    return question, _write_answer(question, [], answer), str(answer)
 
 
 def _math_problem(rng: random.Random, level: int) -> tuple[str, str, str]:
@@ -114,10 +138,11 @@ def _math_problem(rng: random.Random, level: int) -> tuple[str, str, str]:
             sentences.append(f"{pronoun} {'doubles' if k == 2 else 'triples'} the {item}.")
         if op == "*":
             new = value * k
-        steps.append(f"{value}{op}{k}={new}.")
+        steps.append((value, op, k, new))
         value = new
     sentences.append(f"How many {item} does {name} have now?")
-    return " ".join(sentences), " ".join(steps) + f" \\boxed{{{value}}}", str(value)
+    question = " ".join(sentences)
+    return question, _write_answer(question, steps, value), str(value)
 
 
 # name -> (description, {param: (type, values or None)}, templates); {x} fills a parameter, a
@@ -207,6 +232,8 @@ def tool_user_text(request: str, schemas: list[dict]) -> str:
 
 def _make_rows(task: str, problem: Callable, n: int, seed: int, levels: Sequence[int], split: str) -> list[dict]:
     _check_args(n, levels, split)
+    if task == "tool" and TWIST_LEVEL in levels:
+        raise ValueError(f"levels: the question twists (level {TWIST_LEVEL}) are maths tasks; tool levels are {LEVELS}")
     rng = random.Random(f"{task}-{seed}")
     rows, seen = [], set()
     attempts = 0

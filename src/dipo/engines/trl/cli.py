@@ -45,7 +45,8 @@ class TrainScriptArguments:
     heldout_split: str = field(default="test", metadata={"help": "Split of the held-out dataset."})
     testbed_size: int = field(default=512, metadata={"help": "Number of synthetic testbed problems."})
     testbed_levels: list[int] = field(
-        default_factory=lambda: [1, 2, 3, 4, 5], metadata={"help": "Difficulty levels of testbed problems (1-5)."}
+        default_factory=lambda: [1, 2, 3, 4, 5], metadata={"help": "Difficulty levels of testbed problems: 1-5 graded, 6 = maths question twists "
+                                                    "(confidently wrong at the warm start; maths only)."}
     )
     rewards: list[str] = field(
         default_factory=lambda: ["math"],

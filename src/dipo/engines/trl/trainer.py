@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate.utils import gather_object
+from transformers import TrainerCallback
 from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
@@ -66,8 +67,9 @@ class DiPOTrainer(GRPOTrainer):
 
     Args:
         args: a `DiPOConfig` (`method` selects the algorithm).
-        heldout_dataset: optional held-out problems (columns `prompt`, `answer`) evaluated every
-            `args.heldout_eval_steps` steps with `dipo.eval`, logged as `eval/accuracy` (mean@k).
+        heldout_dataset: optional held-out problems (columns `prompt`, `answer`) evaluated before the
+            first update (step 0), every `args.heldout_eval_steps` steps and at the last step with
+            `dipo.eval`, logged as `eval/accuracy` (mean@k).
         Other arguments are `trl.GRPOTrainer`'s. Callable reward functions are wrapped so that one
         that raises gives `r_min` and a counted warning instead of a dead run.
     """
@@ -92,6 +94,7 @@ class DiPOTrainer(GRPOTrainer):
         self._gathered_rewards: torch.Tensor | None = None
         self._refill_iter = None
         self._refill_draws = 0  # refill batches drawn so far (restored on resume)
+        self.add_callback(_HeldoutAtStart(self))
 
     # -- rollout log-probs ------------------------------------------------------------------------
 
@@ -314,11 +317,26 @@ class DiPOTrainer(GRPOTrainer):
         if self.accelerator.is_main_process:
             append_metrics(self.run_dir / "metrics.jsonl", self.state.global_step, logs)
 
+    def log_heldout_at_start(self) -> None:
+        """Step-0 held-out evaluation (not on resume): every accuracy curve starts at the policy RL began from."""
+        if self.heldout_dataset is not None and self.args.heldout_eval_steps > 0 and self.state.global_step == 0:
+            from dipo.engines.trl.heldout import heldout_metrics
+
+            self.log(heldout_metrics(self))
+
     def _heldout_due(self, logs: dict) -> bool:
         """Held-out evaluation every `heldout_eval_steps` training steps and at the last step."""
         every, step = self.args.heldout_eval_steps, self.state.global_step
         return (self.heldout_dataset is not None and every > 0 and "loss" in logs and self.model.training
                 and (step % every == 0 or step == self.state.max_steps))
+
+
+class _HeldoutAtStart(TrainerCallback):
+    def __init__(self, trainer: DiPOTrainer) -> None:
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer.log_heldout_at_start()  # called on every rank: the evaluation gathers across ranks
 
 
 def _prompt_id(row: dict) -> str:

@@ -1,0 +1,52 @@
+"""The competence / perplexity-regime probe: log-PPL by a forward pass, and what BRR would fire on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dipo.testbed.competence import completion_logppl, group_kind_mix, perplexity_regime
+
+
+def test_completion_logppl_is_the_mean_token_nll_and_batch_invariant(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    prompts = ["<|im_start|>user\nTom has 3 pens.<|im_end|>\n<|im_start|>assistant\n", "<|im_start|>user\nHi<|im_end|>\n"]
+    completions = ["3+4=7. \\boxed{7}", "7"]
+    batched = completion_logppl(model, tokenizer, prompts, completions)
+    singles = np.concatenate([completion_logppl(model, tokenizer, [p], [c]) for p, c in zip(prompts, completions)])
+    np.testing.assert_allclose(batched, singles, rtol=1e-4)
+    # by hand for the first one
+    p = tokenizer(prompts[0], add_special_tokens=False)["input_ids"]
+    c = tokenizer(completions[0] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=torch.tensor([p + c])).logits[0].float(), -1)
+    manual = -np.mean([logp[len(p) + t - 1, tok].item() for t, tok in enumerate(c)])
+    assert batched[0] == pytest.approx(manual, rel=1e-4)
+
+
+def test_regime_counts_the_groups_brr_would_fire_on():
+    rng = np.random.default_rng(0)
+    # 40 normal groups that make a clean split: correct samples at log-PPL ~0.1, wrong ones at ~1.0
+    lp = [np.r_[rng.uniform(0.05, 0.15, 4), rng.uniform(0.9, 1.1, 4)] for _ in range(40)]
+    ok = [np.r_[np.ones(4), np.zeros(4)] for _ in range(40)]
+    # 2 confidently wrong hard groups (low PPL), 2 uncertain hard groups, 1 uncertain easy group
+    lp += [rng.uniform(0.05, 0.15, 8)] * 2 + [rng.uniform(0.9, 1.1, 8)] * 2 + [rng.uniform(0.9, 1.1, 8)]
+    ok += [np.zeros(8)] * 4 + [np.ones(8)]
+    logppl, correct = np.concatenate(lp), np.concatenate(ok).astype(bool)
+    groups = np.repeat(np.arange(len(lp)), 8)
+    regime = perplexity_regime(logppl, correct, groups)
+    assert regime["split_valid"] and 0.15 < regime["threshold"] < 0.9
+    assert regime["brr_hard_fired"] == 0.5 and regime["brr_easy_fired"] == 1.0
+    assert regime["logppl_correct_median"] < 0.2 < 0.9 < regime["logppl_wrong_median"]
+
+
+def test_group_kind_mix_on_a_random_model(tiny_model_dir):
+    """An untrained model is wrong everywhere: all groups hard, and no valid split to act on."""
+    mix = group_kind_mix(tiny_model_dir, n_prompts=6, group_size=2, max_new_tokens=8)
+    assert mix["frac_hard"] == 1.0 and mix["accuracy"] == 0.0
+    assert sorted(mix["accuracy_by_level"]) == [1, 2, 3, 4, 5, 6]
+    assert not mix["regime"]["split_valid"] and mix["regime"]["brr_hard_fired"] == 0.0
