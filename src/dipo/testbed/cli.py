@@ -1,7 +1,9 @@
 """`dipo testbed [--check] [--force] [--field value ...]`: build (or find cached) the testbed policy.
 
 Prints the model directory. `--check` also samples G=8 completions per prompt and prints the
-per-level accuracy and the easy / normal / hard group mix RL starts from.
+per-level accuracy, the easy / normal / hard group mix RL starts from, and the perplexity regime
+(PSD threshold and validity, median log-PPL of right and wrong answers, share of hard / easy
+groups BRR would act on).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
                             help=f"{f.metadata['help']} (default: {f.default})")
     parser.add_argument("--force", action="store_true", help="rebuild even if a cached build exists")
-    parser.add_argument("--check", action="store_true", help="measure accuracy per level and the group-kind mix")
+    parser.add_argument("--check", action="store_true",
+                        help="measure accuracy per level, the group-kind mix and the perplexity regime")
     parser.add_argument("--check-prompts", type=int, default=100, help="prompts sampled by --check")
     parser.add_argument("--split", choices=["train", "test"], default="test", help="task split used by --check")
     return parser
