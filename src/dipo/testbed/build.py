@@ -127,15 +127,16 @@ def build_testbed(config: TestbedConfig | None = None, *, force: bool = False, p
     """
     config = config or TestbedConfig()
     root = Path(cache_dir) if cache_dir else cache_root()
-    final = root / config.cache_key()
+    key = config.cache_key()  # hashes every SFT example: compute it once
+    final = root / key
     if (final / "testbed.json").exists() and not force:
         return final
-    scratch = root / f".building-{config.cache_key()}-{os.getpid()}"
+    scratch = root / f".building-{key}-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     started = time.perf_counter()
     build_tiny_model(scratch, seed=config.seed, config=config.model_config())
     sft_warm_start(scratch, config, progress=progress)
-    info = {"cache_key": config.cache_key(), "settings": asdict(config), "build_seconds": time.perf_counter() - started,
+    info = {"cache_key": key, "settings": asdict(config), "build_seconds": time.perf_counter() - started,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (scratch / "testbed.json").write_text(json.dumps(info, indent=2))
     if final.exists():

@@ -48,13 +48,11 @@ def completion_logppl(model, tokenizer, prompts: list[str], completions: list[st
 def perplexity_regime(logppl: np.ndarray, correct: np.ndarray, group_ids: np.ndarray, confidence: float = 0.95) -> dict:
     """PSD on all samples, then which share of the hard and easy groups BRR would fire on (group
     rule 'mean'), and the median log-PPL of correct and wrong samples."""
-    from dipo.core import classify_groups, reallocate_rewards, split_perplexity_space
+    from dipo.core import reallocate_rewards, split_perplexity_space
 
-    rewards = correct.astype(np.float64)
     split = split_perplexity_space(logppl, correct, confidence=confidence)
-    realloc = reallocate_rewards(rewards, logppl, group_ids, split)
-    _, kinds = classify_groups(rewards, group_ids)
-    n_hard, n_easy = int((kinds == "hard").sum()), int((kinds == "easy").sum())
+    realloc = reallocate_rewards(correct.astype(np.float64), logppl, group_ids, split)
+    n_hard, n_easy = realloc.count("hard"), realloc.count("easy")
     return {
         "threshold": float(split.threshold), "split_valid": bool(split.valid), "split_reason": split.reason,
         "logppl_correct_median": float(np.median(logppl[correct])) if correct.any() else float("nan"),

@@ -74,20 +74,17 @@ GAIN_PAST = {"buys": "buy", "finds": "find", "gets": "get", "receives": "receive
 LOSS_PAST = {"gives away": "give away", "loses": "lose", "sells": "sell"}
 
 
-# Equivalent ways to write one step `x op k = n` and the closing answer; which one a target uses
-# is drawn from the problem's own text (`_styles`), so the problems themselves do not change.
-# The equation itself is always written `x op k = n`, so the arithmetic is learnt once, not per style.
+# Equivalent ways to write one step and the closing answer. Only the words around the equation
+# vary: the equation is always `x op k = n`, so the arithmetic is learnt once, not per style.
 STEP_STYLES = ("{x}{op}{k}={n}.", "Then {x}{op}{k}={n}.", "So {x}{op}{k}={n}.", "Now {x}{op}{k}={n}.")
 ANSWER_STYLES = ("\\boxed{{{n}}}", "The answer is \\boxed{{{n}}}.", "So the answer is \\boxed{{{n}}}.")
 
 
-def _styles(question: str) -> random.Random:
-    return random.Random(hashlib.sha256(("style:" + question).encode()).hexdigest())
-
-
 def _write_answer(question: str, steps: Sequence[tuple[int, str, int, int]], answer: int) -> str:
-    """The target chain of thought for `question`: one sentence per (x, op, k, n) step, then the boxed answer."""
-    rng = _styles(question)
+    """The target chain of thought for `question`: one sentence per (x, op, k, n) step, then the
+    boxed answer. The styles are drawn from a hash of the question (not the problem generator's
+    random stream), so adding styles leaves the problems themselves unchanged."""
+    rng = random.Random(hashlib.sha256(("style:" + question).encode()).hexdigest())
     sentences = [rng.choice(STEP_STYLES).format(x=x, op=op, k=k, n=n) for x, op, k, n in steps]
     return " ".join([*sentences, rng.choice(ANSWER_STYLES).format(n=answer)])
 
