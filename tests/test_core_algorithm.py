@@ -16,6 +16,7 @@ from dipo.core import (
     best_threshold,
     dapo_token_loss,
     dipo_advantages,
+    dynamic_sampling_keep,
     group_advantages,
     reallocate_rewards,
     sequence_logppl,
@@ -239,3 +240,76 @@ def test_dipo_step_changes_only_extreme_groups_through_chosen_sample():
     monitor = DiPO(DiPOConfig(reallocate=False)).step(rewards, logppl, group_ids)
     torch.testing.assert_close(monitor.advantages, monitor.base_advantages)
     assert monitor.metrics["dipo/threshold"] == out.metrics["dipo/threshold"]
+
+
+# -- Eq. 10 under reward shaping (issue #10, point 2) ------------------------------------------------
+
+def _shaped_hard_group_batch():
+    """A primed DiPO and one batch: group 0 normal, group 1 all wrong and confidently so (low PPL),
+    its max-PPL sample overlong (shaped reward -0.05): BRR fires there."""
+    dipo = DiPO(DiPOConfig(alpha=0.1))
+    dipo.queue.push(np.r_[np.linspace(0.2, 0.6, 60), np.linspace(1.4, 1.8, 60)], np.r_[np.ones(60), np.zeros(60)])
+    verifier = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    logppl = torch.tensor([0.3, 1.5, 0.4, 1.6, 0.30, 0.35, 0.5, 0.4], dtype=torch.float64)
+    penalty = torch.tensor([0.0, -0.05, 0.0, 0.0, 0.0, 0.0, -0.05, 0.0], dtype=torch.float64)  # overlong
+    return dipo, verifier + penalty, verifier, logppl, torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+
+
+def test_fired_hard_group_with_an_overlong_max_ppl_sample_gets_exactly_alpha_a_rr():
+    dipo, shaped, verifier, logppl, ids = _shaped_hard_group_batch()
+    out = dipo.step(shaped, logppl, ids, verifier_rewards=verifier)
+    assert out.realloc.fired.tolist() == [False, True] and out.realloc.chosen[1] == 6  # max-PPL = overlong one
+    a_rr = group_advantages(out.realloc.rewards, ids)
+    torch.testing.assert_close(out.advantages[4:], 0.1 * a_rr[4:], rtol=0, atol=1e-12)
+    assert out.advantages[6] > 0  # BRR's reward is not swamped by the length penalty
+    torch.testing.assert_close(out.advantages[:4], group_advantages(shaped, ids)[:4], rtol=0, atol=1e-12)
+    # the ablation switch restores the shaped A(R) there: the chosen sample's advantage turns negative
+    ablation = DiPO(DiPOConfig(alpha=0.1, shaped_flat_groups=True))
+    ablation.queue.load_state_dict(dipo.queue.state_dict())
+    old = ablation.step(shaped, logppl, ids, verifier_rewards=verifier, push=False)
+    assert old.advantages[6] < -1.0
+
+
+@SETTINGS
+@given(batch=batches(nan_prob=0.0), alpha=st.floats(0.0, 2.0), seed=st.integers(0, 1000))
+def test_combined_loss_equals_sum_of_objectives_with_shaping(batch, alpha, seed):
+    """J(A(R) + alpha A(R_r)) = J_DAPO(R) + alpha J_DAPO(R_r) with an overlong penalty in R, where J_DAPO(R)
+    is DAPO's loss after dynamic sampling (groups whose verifier rewards do not vary carry no advantage)."""
+    verifier, logppl, group_ids = batch
+    gen = torch.Generator().manual_seed(seed)
+    n, t = verifier.size, 7
+    shaped = torch.tensor(verifier, dtype=torch.float64) - 0.05 * (torch.rand(n, generator=gen) < 0.3).double()
+    dipo = DiPO(DiPOConfig(alpha=alpha, use_psd=False))
+    out = dipo.step(shaped, logppl, group_ids, verifier_rewards=torch.tensor(verifier, dtype=torch.float64))
+    kept = dynamic_sampling_keep(verifier, group_ids)  # DAPO's filter on the verifier's rewards
+    a_dapo = torch.where(kept, group_advantages(shaped, group_ids), torch.zeros(n, dtype=torch.float64))
+    a_rr = group_advantages(out.realloc.rewards.double(), group_ids)
+    old = -torch.rand(n, t, generator=gen, dtype=torch.float64) * 3
+    lp = old + torch.randn(n, t, generator=gen, dtype=torch.float64) * 0.5
+    mask = (torch.rand(n, t, generator=gen) > 0.2).to(torch.float64)
+    lhs = _dapo_loss(out.advantages.double(), lp, old, mask)
+    rhs = _dapo_loss(a_dapo, lp, old, mask) + alpha * _dapo_loss(a_rr, lp, old, mask)
+    torch.testing.assert_close(lhs, rhs, rtol=1e-9, atol=1e-9)
+
+
+# -- non-finite rewards (issue #14) --------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_rewards_are_refused_with_the_count(bad):
+    rewards = torch.tensor([1.0, bad, 0.0, 1.0])
+    with pytest.raises(ValueError, match=r"group_advantages: 1 of 4 rewards are not finite"):
+        group_advantages(rewards, [0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"DiPO.step: 1 of 4 rewards are not finite"):
+        DiPO().step(rewards, [0.1, 0.2, 0.3, 0.4], [0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"DiPO.step: 1 of 4 verifier rewards are not finite"):
+        DiPO().step([1.0, 0.0, 0.0, 1.0], [0.1, 0.2, 0.3, 0.4], [0, 0, 1, 1], verifier_rewards=rewards)
+
+
+def test_verifier_rewards_outside_the_range_are_counted_and_warned_once(caplog):
+    dipo = DiPO()
+    with caplog.at_level("WARNING", logger="dipo.core.step"):
+        first = dipo.step([1.0, -1.0, 1.0, -1.0], [0.1, 0.2, 0.3, 0.4], [0, 0, 1, 1])
+        second = dipo.step([1.0, -1.0, 0.0, 1.0], [0.1, 0.2, 0.3, 0.4], [0, 0, 1, 1])
+    assert first.metrics["dipo/correctness_out_of_range"] == 2 and second.metrics["dipo/correctness_out_of_range"] == 1
+    assert caplog.text.count("outside [r_min=0.0, r_max=1.0]") == 1
+    assert first.correct.tolist() == [True, False, True, False]  # compared as they are, not remapped

@@ -30,3 +30,18 @@ def group_index(group_ids) -> tuple[np.ndarray, int]:
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     return rank[inverse.reshape(-1)], int(order.size)
+
+
+def require_finite(values: torch.Tensor, where: str, what: str = "rewards") -> None:
+    """Raise ``ValueError`` naming ``where`` and the count if ``values`` holds NaN or +-inf.
+
+    One non-finite reward would turn its whole group's mean and std, hence every advantage of the
+    group, into NaN without a word; a caller must map unscorable samples to a number (e.g. ``r_min``).
+    """
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        n_nan = int(torch.isnan(values).sum())
+        raise ValueError(
+            f"{where}: {int(bad.sum())} of {values.numel()} {what} are not finite ({n_nan} NaN, "
+            f"{int(bad.sum()) - n_nan} inf); give unscorable samples a number such as r_min"
+        )

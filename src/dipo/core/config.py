@@ -62,6 +62,12 @@ class DiPOConfig:
         default="group",
     )
     eps: float = _help("Added to the std when normalising advantages.", default=1e-4)
+    shaped_flat_groups: bool = _help(
+        "Ablation (off by default): keep A(R) computed from the shaped training reward inside groups whose "
+        "verifier rewards do not vary. Default False sets A(R) = 0 there, as in Eq. 10: DAPO's dynamic sampling "
+        "drops those groups, so only alpha * A(R_r) acts on them and a length penalty cannot leak into BRR's groups.",
+        default=False,
+    )
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -77,7 +83,7 @@ class DiPOConfig:
             raise bad("group_rule", f"must be one of {GROUP_RULES}")
         if self.scale not in ADVANTAGE_SCALES:
             raise bad("scale", f"must be one of {ADVANTAGE_SCALES}")
-        for name in ("hard_groups", "easy_groups", "use_psd", "reallocate"):
+        for name in ("hard_groups", "easy_groups", "use_psd", "reallocate", "shaped_flat_groups"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "must be true or false")
         for name in ("r_min", "r_max", "eps"):

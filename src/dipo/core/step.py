@@ -6,18 +6,21 @@ process, so the queue is identical on all ranks; they never reimplement these pi
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from dipo.core._util import to_numpy, to_tensor
-from dipo.core.advantages import group_advantages
+from dipo.core._util import require_finite, to_numpy, to_tensor
+from dipo.core.advantages import flat_group_advantages, group_advantages
 from dipo.core.brr import Reallocation, reallocate_rewards
 from dipo.core.config import DiPOConfig
 from dipo.core.psd import QUADRANTS, PerplexitySplit, split_perplexity_space
 from dipo.core.queue import PerplexityQueue
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class DiPOStep:
     """Everything one step produced. Tensors are ``[N]``, on the device of the input rewards."""
 
     advantages: torch.Tensor          # A(R) + alpha * A(R_r)
-    base_advantages: torch.Tensor     # A(R)
+    base_advantages: torch.Tensor     # A(R): 0 in groups whose verifier rewards do not vary (Eq. 10)
     realloc_advantages: torch.Tensor  # A(R_r)
     verifier_rewards: torch.Tensor    # R used for group kinds, correctness and the queue
     logppl: torch.Tensor
@@ -55,31 +58,53 @@ class DiPO:
     def __init__(self, config: DiPOConfig | None = None) -> None:
         self.config = config or DiPOConfig()
         self.queue = PerplexityQueue(self.config.queue_batches)
+        self._warned_out_of_range = False
 
-    def step(self, rewards, logppl, group_ids, verifier_rewards=None, push: bool = True) -> DiPOStep:
+    def step(self, rewards, logppl, group_ids, verifier_rewards=None, push: bool = True,
+             new_batch: bool = True) -> DiPOStep:
         """Run one step.
 
         Args:
             rewards: ``[N]`` training rewards for ``A(R)`` (may include shaping such as DAPO's overlong
-                penalty).
+                penalty or a format reward). ``A(R)`` is 0 in groups whose verifier rewards do not vary
+                (Eq. 10; ``config.shaped_flat_groups`` is the ablation that keeps it).
             logppl: ``[N]`` sequence log-PPLs from the rollout (NaN for empty completions).
             group_ids: ``[N]`` prompt/group ids.
-            verifier_rewards: ``[N]`` the verifier's rewards, used for group kinds, correctness
-                (``>= r_max``) and the queue; defaults to ``rewards``.
+            verifier_rewards: ``[N]`` the verifier's rewards, alone deciding group kinds, correctness
+                (``>= r_max``), the queue labels and every metric; defaults to ``rewards``. Values
+                outside ``[r_min, r_max]`` are counted (``dipo/correctness_out_of_range``) and warned
+                about once, and classified by the same comparisons as any other value.
             push: add this batch to the queue first (False to re-run a step without side effects).
+            new_batch: the batch starts a new queue batch (a new training step); False appends it to
+                the newest one (a dynamic-sampling refill round of the same step).
+        Raises:
+            ValueError: a reward or verifier reward is NaN or infinite (named, with the count).
         """
         cfg = self.config
-        r = to_tensor(rewards)
-        vr = r if verifier_rewards is None else to_tensor(verifier_rewards, device=r.device)
+        float64 = isinstance(rewards, torch.Tensor) and rewards.dtype == torch.float64  # kept for exact checks
+        r = to_tensor(rewards, dtype=torch.float64 if float64 else torch.float32)
+        vr = r if verifier_rewards is None else to_tensor(verifier_rewards, dtype=r.dtype, device=r.device)
         lp = to_tensor(logppl, device=r.device)
         if not (r.numel() == vr.numel() == lp.numel()):
             raise ValueError(
                 f"DiPO.step: rewards ({r.numel()}), verifier_rewards ({vr.numel()}) and logppl ({lp.numel()}) "
                 "must have the same length"
             )
-        correct = to_numpy(vr).astype(np.float64) >= cfg.r_max - 1e-6
+        require_finite(r, "DiPO.step")
+        require_finite(vr, "DiPO.step", "verifier rewards")
+        vr_np = to_numpy(vr).astype(np.float64)
+        correct = vr_np >= cfg.r_max - 1e-6
+        out_of_range = int(((vr_np < cfg.r_min - 1e-6) | (vr_np > cfg.r_max + 1e-6)).sum())
+        if out_of_range and not self._warned_out_of_range:
+            self._warned_out_of_range = True
+            logger.warning(
+                "DiPO: %d of %d verifier rewards lie outside [r_min=%s, r_max=%s] (seen in [%s, %s]); they are "
+                "classified as they compare (>= r_max correct) and counted in dipo/correctness_out_of_range. "
+                "Set r_min/r_max to the verifier's scale. (Warned once.)",
+                out_of_range, vr_np.size, cfg.r_min, cfg.r_max, vr_np.min(), vr_np.max(),
+            )
         if push:
-            self.queue.push(to_numpy(lp), correct)
+            self.queue.push(to_numpy(lp), correct, new_batch=new_batch)
         split = split_perplexity_space(self.queue.logppl, self.queue.correct, cfg.confidence)
         realloc = reallocate_rewards(
             vr, lp, group_ids, split,
@@ -90,9 +115,14 @@ class DiPO:
             r_min=cfg.r_min,
             r_max=cfg.r_max,
         )
-        base = group_advantages(r, group_ids, cfg.scale, cfg.eps)
+        if cfg.shaped_flat_groups or verifier_rewards is None:  # R = verifier: flat groups have A(R) = 0 anyway
+            base = group_advantages(r, group_ids, cfg.scale, cfg.eps)
+        else:
+            base = flat_group_advantages(r, vr, group_ids, cfg.scale, cfg.eps)
         extra = group_advantages(realloc.rewards, group_ids, cfg.scale, cfg.eps)
         combined = base + cfg.alpha * extra
+        metrics = step_metrics(realloc, split, to_numpy(lp), correct, len(self.queue))
+        metrics["dipo/correctness_out_of_range"] = float(out_of_range)
         return DiPOStep(
             advantages=combined,
             base_advantages=base,
@@ -102,7 +132,7 @@ class DiPO:
             correct=correct,
             realloc=realloc,
             split=split,
-            metrics=step_metrics(realloc, split, to_numpy(lp), correct, len(self.queue)),
+            metrics=metrics,
         )
 
     def state_dict(self) -> dict:
