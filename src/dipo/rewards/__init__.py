@@ -6,10 +6,12 @@ Every `*_reward` function has TRL's reward-function signature
 
 from dipo.rewards.bfcl import BFCLResult, ToolCallParseError, bfcl_ast_check, parse_function_calls
 from dipo.rewards.grader import MathGrader, default_grader, quick_verdict, verify_answer
+from dipo.rewards.label import extract_label, label_reward, make_label_reward
 from dipo.rewards.maths import completion_text, extract_boxed, math_correct, math_reward
 from dipo.rewards.tool import make_tool_call_reward, tool_call_reward, toolrl_score
 
 __all__ = [
+    "extract_label", "label_reward", "make_label_reward",
     "BFCLResult",
     "ToolCallParseError",
     "bfcl_ast_check",

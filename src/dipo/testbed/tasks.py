@@ -260,3 +260,145 @@ def make_math_tasks(n: int, seed: int = 0, levels: Sequence[int] = LEVELS, split
 def make_tool_tasks(n: int, seed: int = 0, levels: Sequence[int] = LEVELS, split: str = "train") -> list[dict]:
     """`n` distinct tool-call requests, levels in equal shares, deterministic by `seed`."""
     return _make_rows("tool", _tool_problem, n, seed, levels, split)
+
+
+# -- risk prediction: the paper's third domain, as a binary-label task ------------------------------
+#
+# A loan case lists a few facts; a hidden points rule labels it, then the label is flipped with
+# probability `noise` (real risk labels are noisy: the rule is only approximately recoverable).
+# Points: +1 per late payment, +2 when the debt exceeds half the yearly income, +1 when less than
+# 2 years in the job, -1 with 10 or more years in the job, -1 for a home owner, +1 for a loan taken
+# for travel. The risk is "high" when the points reach RISK_THRESHOLD, else "low". A fact a case
+# does not state adds nothing. Levels add facts (and distractors that carry no points) and bring
+# the points closer to the threshold: level 1 states two facts and misses the threshold by 2 or
+# more points, level 5 states every fact plus distractors and sits one point from it.
+
+RISK_LABELS = ("high", "low")
+RISK_POSITIVE = "high"
+# The label reward also accepts these spellings (the prompt says so): 1/0 codes and "... risk".
+RISK_SYNONYMS = {"1": "high", "0": "low", "high risk": "high", "low risk": "low"}
+RISK_THRESHOLD = 3
+RISK_NOISE = 0.1  # default share of flipped labels
+PURPOSES = ["car", "house", "study", "travel", "business"]
+
+# level -> (facts stated besides the late payments, distractors, points at least this far from the threshold)
+RISK_LEVELS: dict[int, tuple[int, int, int]] = {
+    1: (1, 0, 2),
+    2: (2, 0, 2),
+    3: (3, 0, 1),
+    4: (4, 1, 1),
+    5: (5, 2, 0),
+}
+_RISK_FACTS = ("income", "years", "home", "purpose", "city")  # the order facts are added by level
+
+
+def risk_points(case: dict) -> int:
+    """The hidden rule's points for a case (the facts it states; see the comment above)."""
+    points = case["late"]
+    if "debt" in case and case["debt"] * 2 > case["income"]:
+        points += 2
+    if "years" in case:
+        points += (case["years"] < 2) - (case["years"] >= 10)
+    points -= case.get("home") == "owns"
+    points += case.get("purpose") == "travel"
+    return points
+
+
+def risk_rule_label(case: dict) -> str:
+    return "high" if risk_points(case) >= RISK_THRESHOLD else "low"
+
+
+def _risk_case(rng: random.Random, level: int, target: str) -> dict:
+    """A case of `level` whose rule label is `target`."""
+    n_facts, _, margin = RISK_LEVELS[level]
+    while True:  # rejection sampling: a few dozen tries at most
+        case = {"late": rng.randint(0, 6)}
+        for fact in _RISK_FACTS[:n_facts]:
+            if fact == "income":
+                case["income"] = rng.randint(2, 12) * 10
+                case["debt"] = rng.randint(0, case["income"] // 5) * 5
+            elif fact == "years":
+                case["years"] = rng.randint(0, 15)
+            elif fact == "home":
+                case["home"] = rng.choice(["owns", "rents"])
+            elif fact == "purpose":
+                case["purpose"] = rng.choice(PURPOSES)
+        points = risk_points(case)
+        distance = points - RISK_THRESHOLD if points >= RISK_THRESHOLD else RISK_THRESHOLD - 1 - points
+        close_enough = distance >= margin if margin else distance == 0
+        if close_enough and (points >= RISK_THRESHOLD) == (target == "high"):
+            return case
+
+
+def risk_case_text(case: dict, distractors: Sequence[str] = ()) -> str:
+    """The case description: its facts in a fixed order, then the distractors."""
+    facts = [f"late payments {case['late']}"]
+    if "income" in case:
+        facts += [f"income {case['income']}k a year", f"debt {case['debt']}k"]
+    if "years" in case:
+        facts.append(f"years in job {case['years']}")
+    if "home" in case:
+        facts.append(f"home: {case['home']}")
+    if "purpose" in case:
+        facts.append(f"loan for {case['purpose']}")
+    return "Loan case: " + ", ".join([*facts, *distractors]) + "."
+
+
+def _risk_reasoning(case: dict, label: str) -> str:
+    """A target completion: the points of each fact that has any, the total, the boxed label."""
+    parts = [f"late payments +{case['late']}"] if case["late"] else []
+    if "debt" in case and case["debt"] * 2 > case["income"]:
+        parts.append("debt over half of income +2")
+    if "years" in case and (case["years"] < 2 or case["years"] >= 10):
+        parts.append("short job +1" if case["years"] < 2 else "long job -1")
+    if case.get("home") == "owns":
+        parts.append("owns home -1")
+    if case.get("purpose") == "travel":
+        parts.append("travel loan +1")
+    reasons = ", ".join(parts) if parts else "nothing adds points"
+    return f"{reasons.capitalize()}. Points {risk_points(case)}, so the risk is {label}. \\boxed{{{label}}}"
+
+
+def risk_question(case_text: str) -> str:
+    """The user turn: the case, the question, and the labels with their accepted codes."""
+    return f"{case_text} Is the risk high or low? Give \\boxed{{high}} or \\boxed{{low}} (or 1 for high, 0 for low)."
+
+
+def make_risk_tasks(n: int, seed: int = 0, levels: Sequence[int] = LEVELS, split: str = "train",
+                    noise: float = RISK_NOISE) -> list[dict]:
+    """`n` distinct loan cases, levels in equal shares, deterministic by `seed`.
+
+    Rows: `id`, `prompt`, `answer` (the gold label: the hidden rule's, flipped with probability
+    `noise`), `rule_label` (the rule's label before noise), `completion` (the rule's reasoning
+    ending in `\\boxed{rule label}`), `labels` (["high", "low"]), `label_synonyms` (JSON text),
+    `positive_label` ("high"), `difficulty`, `task` ("risk"). Train and held-out cases are disjoint
+    (a hash of the text decides); both carry label noise, so no policy reaches accuracy 1.
+    """
+    _check_args(n, levels, split)
+    if TWIST_LEVEL in levels:
+        raise ValueError(f"levels: the question twists (level {TWIST_LEVEL}) are maths tasks; risk levels are {LEVELS}")
+    if not 0.0 <= noise < 0.5:
+        raise ValueError(f"noise must be in [0, 0.5), got {noise}")
+    rng = random.Random(f"risk-{seed}")
+    cities = sorted({c for spec in TOOLS.values() for c in spec["params"].get("city", ("", []))[1] or []})
+    rows, seen, attempts = [], set(), 0
+    while len(rows) < n:
+        attempts += 1
+        if attempts > 200 * max(n, 10):
+            raise ValueError(f"cannot draw {n} distinct {split} risk cases at levels {tuple(levels)}")
+        level = levels[len(rows) % len(levels)]
+        case = _risk_case(rng, level, RISK_LABELS[len(rows) // len(levels) % 2])  # labels alternate per level
+        n_distractors = RISK_LEVELS[level][1]
+        distractors = [f"age {rng.randint(21, 70)}", f"city {rng.choice(cities)}"][:n_distractors]
+        flipped = rng.random() < noise  # drawn for every case, so the noise does not shift the cases
+        question = risk_question(risk_case_text(case, distractors))
+        if question in seen or _split_of(question) != split:
+            continue
+        seen.add(question)
+        rule = risk_rule_label(case)
+        gold = ("low" if rule == "high" else "high") if flipped else rule
+        rows.append({"id": f"risk-{split}-{seed}-{len(rows):05d}", "prompt": chat_prompt(question), "answer": gold,
+                     "rule_label": rule, "completion": _risk_reasoning(case, rule), "labels": list(RISK_LABELS),
+                     "label_synonyms": json.dumps(RISK_SYNONYMS), "positive_label": RISK_POSITIVE,
+                     "difficulty": level, "task": "risk"})
+    return rows

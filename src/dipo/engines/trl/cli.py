@@ -71,7 +71,7 @@ class TrainScriptArguments:
             raise ValueError(f"TrainScriptArguments.testbed_size={self.testbed_size!r}: must be >= 1")
 
 
-REWARD_NAMES = ("math", "tool_call")
+REWARD_NAMES = ("math", "tool_call", "label")
 
 
 def parse(argv: list[str]) -> tuple[TrainScriptArguments, DiPOConfig, ModelConfig]:

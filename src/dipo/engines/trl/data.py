@@ -16,6 +16,7 @@ from datasets import Dataset
 REWARD_FUNCTIONS: dict[str, tuple[str, str]] = {
     "math": ("dipo.rewards", "math_reward"),
     "tool_call": ("dipo.rewards", "tool_call_reward"),
+    "label": ("dipo.rewards", "label_reward"),
 }
 
 
@@ -35,7 +36,7 @@ def reward_functions(names: list[str]) -> list[Callable]:
 def _testbed_rows(kind: str, script, split: str) -> list[dict]:
     from dipo.testbed import tasks
 
-    makers = {"math": tasks.make_math_tasks, "tool": tasks.make_tool_tasks}
+    makers = {"math": tasks.make_math_tasks, "tool": tasks.make_tool_tasks, "risk": tasks.make_risk_tasks}
     if kind not in makers:
         raise ValueError(f"dataset: unknown testbed task 'testbed:{kind}'; use testbed:math or testbed:tool")
     n = script.testbed_size if split == "train" else max(script.testbed_size // 4, 8)
@@ -56,6 +57,10 @@ def load_prompts(spec: str, script, split: str) -> Dataset:
 
     if "tool_call" in script.rewards:
         data = load_toolrl_dataset(spec)
+    elif "label" in script.rewards:  # classification rows: text + label columns (dipo.data.labels)
+        from dipo.data.labels import load_label_dataset
+
+        data = load_label_dataset(spec, text_field=script.problem_field, label_field=script.answer_field, split=split)
     else:
         data = load_math_dataset(spec, problem_field=script.problem_field, answer_field=script.answer_field,
                                  split=split)
