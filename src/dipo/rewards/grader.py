@@ -5,37 +5,45 @@ and replaces any alarm the caller had set; and a pathological answer (a power to
 factorial) can block inside C code where no signal handler runs. So grading runs in persistent
 worker processes: the parent hands each worker one item at a time, waits at most `timeout`
 seconds for it, and otherwise kills the worker, scores the item 0 and starts a replacement.
-Workers are forked from a clean forkserver process that preloaded math-verify, so a replacement
-costs milliseconds, not a re-import of sympy.
+Workers are fresh interpreters (`python -m dipo.rewards.worker`) talking over a socket: they
+never import the caller's main module, so grading works from a script without a
+`if __name__ == "__main__":` guard, from stdin and from a notebook.
 
 Cheap cases never reach a worker: answers equal after light normalisation, and pairs of plain
-integers, are decided in the parent. Results are cached per (prediction, gold) pair, since the G
-samples of a group often give the same answer.
+integers, are decided in the parent by code that is linear in the answer's length. Predictions
+longer than `MAX_ANSWER_CHARS` (or twice the gold's length, if that is more) score 0 without
+grading. Results are cached per (prediction, gold) pair, since the G samples of a group often
+give the same answer; the cache is bounded in entries and in bytes.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
-import multiprocessing as mp
 import os
 import re
+import socket
+import subprocess
+import sys
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 5.0
-_CACHE_LIMIT = 200_000
+MAX_ANSWER_CHARS = 1_000  # longer predicted answers score 0 (gold answers of the paper's benchmarks: <= 202)
+CACHE_MAX_ENTRIES = 200_000
+CACHE_MAX_BYTES = 32 * 2**20
 
 # ---------------------------------------------------------------------------------------------
-# Fast path in the parent process
+# Fast path in the parent process (linear time: no backtracking patterns)
 # ---------------------------------------------------------------------------------------------
-_INTEGER = re.compile(r"[+-]?(?:\d+|\d{1,3}(?:,\d{3})+)")
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
+_INTEGER = re.compile(r"[+-]?+(?:\d++|\d{1,3}+(?:,\d{3})++)")
+_DECIMAL = re.compile(r"[+-]?+(?:\d++(?:\.\d*+)?+|\.\d++)")
 _DROP = re.compile(r"\\left|\\right|\\!|\\,|\\;|\\:|\\ |\$|\s|\^\{?\\circ\}?|\\%|%")
 
 
@@ -47,30 +55,38 @@ def normalize_answer(text: str) -> str:
     return text.rstrip(".")
 
 
+def _integer_key(text: str) -> tuple[bool, str]:
+    """(negative, digits without leading zeros) of a plain integer: equal keys mean equal
+    values, with no int() conversion (which refuses more than 4,300 digits)."""
+    negative = text.startswith("-")
+    digits = text.lstrip("+-").replace(",", "").lstrip("0")
+    return (negative and digits != "", digits)
+
+
 def quick_verdict(pred: str, gold: str) -> bool | None:
     """True/False when the answer is decided without math-verify, None when it needs it.
 
-    Equal normalised strings are equal; two plain integers are compared as integers (both
-    ways); two plain decimals are equal if their values are (unequal decimals go to math-verify,
-    which rounds)."""
+    Equal normalised strings are equal; two plain integers are compared by value (any number
+    of digits); two plain decimals are equal if their values are (unequal decimals go to
+    math-verify, which rounds). Linear in the length of the answers."""
     p, g = normalize_answer(pred), normalize_answer(gold)
     if not p:
         return False
     if p == g:
         return True
     if _INTEGER.fullmatch(p) and _INTEGER.fullmatch(g):
-        return int(p.replace(",", "")) == int(g.replace(",", ""))
+        return _integer_key(p) == _integer_key(g)
     if _DECIMAL.fullmatch(p) and _DECIMAL.fullmatch(g):
         try:
             if Decimal(p) == Decimal(g):
                 return True
-        except InvalidOperation:
+        except (InvalidOperation, ValueError):
             return None
     return None
 
 
 # ---------------------------------------------------------------------------------------------
-# Worker side
+# Worker side (run by `dipo.rewards.worker`)
 # ---------------------------------------------------------------------------------------------
 def _parse(text: str, soft_timeout: int | None):
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
@@ -99,89 +115,118 @@ def verify_answer(pred: str, gold: str, soft_timeout: int | None = 3) -> bool:
         return False
 
 
-def _worker_main(conn, soft_timeout: int | None) -> None:
-    """Worker loop: announce readiness, then answer (job, pred, gold) with (job, verdict)."""
-    import math_verify  # noqa: F401 - import before announcing, so deadlines exclude it
-
-    logging.disable(logging.WARNING)  # math-verify warns per unparsable answer
-    conn.send(("ready", None))
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, KeyboardInterrupt):
-            return
-        if message is None:
-            return
-        job, pred, gold = message
-        conn.send((job, verify_answer(pred, gold, soft_timeout)))
-
-
 # ---------------------------------------------------------------------------------------------
 # Parent side
 # ---------------------------------------------------------------------------------------------
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding `dipo`
+
+
 class _Worker:
-    def __init__(self, ctx, soft_timeout: int | None):
-        self.conn, child_conn = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child_conn, soft_timeout), daemon=True)
-        self.process.start()
-        child_conn.close()
+    """One `python -m dipo.rewards.worker` process and the parent's end of its socket."""
+
+    def __init__(self, soft_timeout: int | None, memory_mb: int):
+        parent_end, child_end = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        command = [sys.executable, "-m", "dipo.rewards.worker", str(child_end.fileno()), str(soft_timeout or 0),
+                   str(memory_mb)]
+        # Own session: a Ctrl-C meant for the caller does not kill a worker mid-item.
+        self.process = subprocess.Popen(command, pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, env=env, start_new_session=True)
+        child_end.close()
+        self.conn = Connection(parent_end.detach())
         self.started = time.monotonic()
         self.ready = False
         self.job: tuple[int, float] | None = None  # (item index, dispatch time)
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def kill(self) -> None:
         self.process.kill()
-        self.process.join(timeout=5)
+        self.process.wait(timeout=5)
         self.conn.close()
+
+
+class _ResultCache:
+    """(prediction, gold) -> verdict, dropping the oldest entries beyond `max_entries` or
+    `max_bytes` (the summed length of the keys' strings)."""
+
+    def __init__(self, max_entries: int = CACHE_MAX_ENTRIES, max_bytes: int = CACHE_MAX_BYTES):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._items: OrderedDict[tuple[str, str], bool] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, key: tuple[str, str]) -> bool | None:
+        return self._items.get(key)
+
+    def put(self, key: tuple[str, str], verdict: bool) -> None:
+        size = len(key[0]) + len(key[1])
+        if size > self.max_bytes or key in self._items:
+            return
+        self._items[key] = verdict
+        self.bytes += size
+        while len(self._items) > self.max_entries or self.bytes > self.max_bytes:
+            old, _ = self._items.popitem(last=False)
+            self.bytes -= len(old[0]) + len(old[1])
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class MathGrader:
     """A pool of grading processes; `grade(pairs)` returns one bool per (prediction, gold).
 
     `timeout` is the hard per-item deadline in seconds, counted from when a ready worker
-    receives the item; a prediction of None (no answer found) is False without grading.
+    receives the item; a prediction of None (no answer found), and one longer than
+    `MAX_ANSWER_CHARS` (or twice the gold's length, if that is more), is False without grading.
     `num_workers` defaults to min(4, CPUs). `soft_timeouts` lets math-verify interrupt itself
     (SIGALRM, whole seconds, half the deadline) before the hard kill; without them every slow
-    item costs a killed worker. Use as a context manager or call `close()`;
-    `default_grader()` keeps one for the whole process.
+    item costs a killed worker. `memory_mb` caps each worker's address space (0: no cap).
+    Use as a context manager or call `close()`; `default_grader()` keeps one for the whole process.
     """
 
     def __init__(self, num_workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 start_method: str | None = None, startup_timeout: float = 120.0,
-                 soft_timeouts: bool = True):
+                 startup_timeout: float = 120.0, soft_timeouts: bool = True, memory_mb: int = 2048):
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         if num_workers is not None and num_workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+        if memory_mb < 0:
+            raise ValueError(f"memory_mb must be >= 0 (0: no cap), got {memory_mb}")
         self.num_workers = num_workers or max(1, min(4, os.cpu_count() or 1))
         self.timeout = float(timeout)
         self.startup_timeout = startup_timeout
+        self.memory_mb = memory_mb
         # math-verify's own soft timeout (whole seconds) below the hard deadline.
         self._soft_timeout = max(1, int(self.timeout / 2)) if soft_timeouts else None
-        method = start_method or ("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-        self._ctx = mp.get_context(method)
-        if method == "forkserver":
-            self._ctx.set_forkserver_preload(["math_verify", "dipo.rewards.grader"])
         self._workers: list[_Worker] = []
-        self._cache: dict[tuple[str, str], bool] = {}
+        self._cache = _ResultCache()
         self.timeouts = 0  # items killed at the deadline, over the grader's life
         self.crashes = 0  # workers that died on an item
 
     # -- pool management ----------------------------------------------------------------------
+    def _new_worker(self) -> _Worker:
+        return _Worker(self._soft_timeout, self.memory_mb)
+
     def _ensure_workers(self) -> None:
-        self._workers = [w for w in self._workers if w.process.is_alive()]
+        self._workers = [w for w in self._workers if w.alive()]
         while len(self._workers) < self.num_workers:
-            self._workers.append(_Worker(self._ctx, self._soft_timeout))
+            self._workers.append(self._new_worker())
 
     def close(self) -> None:
         for worker in self._workers:
             try:
                 worker.conn.send(None)
-            except (OSError, BrokenPipeError):
+            except OSError:
                 pass
-            worker.process.join(timeout=1)
-            if worker.process.is_alive():
+            try:
+                worker.process.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+            if worker.alive():
                 worker.kill()
+            worker.conn.close()
         self._workers = []
 
     def __enter__(self) -> MathGrader:
@@ -199,6 +244,9 @@ class MathGrader:
                 results[i] = False
                 continue
             pred, gold = str(pred), str(gold)
+            if len(pred) > max(MAX_ANSWER_CHARS, 2 * len(gold)):
+                results[i] = False
+                continue
             verdict = self._cache.get((pred, gold))
             if verdict is None:
                 verdict = quick_verdict(pred, gold)
@@ -209,9 +257,7 @@ class MathGrader:
         if todo:
             keys = list(todo)
             for key, verdict in zip(keys, self._run(keys)):
-                if len(self._cache) >= _CACHE_LIMIT:
-                    self._cache.clear()
-                self._cache[key] = verdict
+                self._cache.put(key, verdict)
                 for i in todo[key]:
                     results[i] = verdict
         return [bool(r) for r in results]
@@ -226,7 +272,12 @@ class MathGrader:
             for worker in self._workers:
                 if worker.ready and worker.job is None and pending:
                     job = pending.popleft()
-                    worker.conn.send((job, *items[job]))
+                    try:
+                        worker.conn.send((job, *items[job]))
+                    except OSError:  # died between items: retry the item on its replacement
+                        pending.appendleft(job)
+                        self._replace(worker, crashed=True)
+                        continue
                     worker.job = (job, now)
             deadlines = [w.job[1] + self.timeout for w in self._workers if w.job]
             wait_for = max(0.0, min(deadlines) - now) if deadlines else 0.5
@@ -253,12 +304,17 @@ class MathGrader:
         return verdicts
 
     def _replace(self, worker: _Worker, crashed: bool = False) -> None:
+        """Kill `worker` (its item, if any, keeps its verdict False) and start a replacement."""
         if crashed:
             self.crashes += 1
             if not worker.ready:
-                raise RuntimeError("math grading worker failed to start (is math-verify installed?)")
+                worker.kill()
+                self._workers.remove(worker)
+                raise RuntimeError("math grading worker failed to start (is math-verify installed? "
+                                   f"try: {sys.executable} -m dipo.rewards.worker)")
         worker.kill()
-        self._workers[self._workers.index(worker)] = _Worker(self._ctx, self._soft_timeout)
+        worker.job = None
+        self._workers[self._workers.index(worker)] = self._new_worker()
 
 
 _DEFAULT: MathGrader | None = None
@@ -267,13 +323,15 @@ _DEFAULT: MathGrader | None = None
 def default_grader() -> MathGrader:
     """The process-wide grader used by `math_reward` (created on first use, closed at exit).
 
-    Its settings come from the environment: DIPO_GRADER_WORKERS, DIPO_GRADER_TIMEOUT (seconds)."""
+    Its settings come from the environment: DIPO_GRADER_WORKERS, DIPO_GRADER_TIMEOUT (seconds),
+    DIPO_GRADER_MEMORY_MB (per-worker address-space cap, 0 = none)."""
     global _DEFAULT
     if _DEFAULT is None:
         workers = os.environ.get("DIPO_GRADER_WORKERS")
         _DEFAULT = MathGrader(
             num_workers=int(workers) if workers else None,
             timeout=float(os.environ.get("DIPO_GRADER_TIMEOUT", DEFAULT_TIMEOUT)),
+            memory_mb=int(os.environ.get("DIPO_GRADER_MEMORY_MB", 2048)),
         )
         atexit.register(_DEFAULT.close)
     return _DEFAULT

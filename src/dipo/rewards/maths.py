@@ -3,6 +3,10 @@
 `math_reward(completions, answer, **kwargs)` has TRL's reward-function signature: TRL passes the
 completions (plain strings, or conversational lists of messages) plus every other dataset column
 as keyword arguments, so a dataset with an `answer` column works as it is.
+
+Bounds (see docs/rewards.md): only the last `MAX_COMPLETION_CHARS` characters of a completion
+are read (a final answer that starts earlier scores 0); extraction is linear in that length; the
+answer is then graded by `dipo.rewards.grader` under its hard per-item deadline.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Any
 from dipo.rewards.grader import MathGrader, default_grader
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_TOKEN = re.compile(r"[^\s$]+")
+MAX_COMPLETION_CHARS = 100_000  # ~25k tokens of text; the final answer is at the end
 
 
 def extract_boxed(text: str | None) -> str | None:
@@ -22,10 +28,12 @@ def extract_boxed(text: str | None) -> str | None:
     Braces nest (`\\boxed{\\frac{1}{2}}` gives `\\frac{1}{2}`); escaped braces `\\{`, `\\}` are
     content, not structure. `\\boxed 5` (no braces) gives the token after the space, up to the
     next space or `$`. The last occurrence decides: if it is unclosed (a truncated completion)
-    the result is None. Empty content is None.
+    the result is None. Empty content is None. Only the last `MAX_COMPLETION_CHARS` characters
+    are read, in linear time.
     """
-    if not text:
+    if not text or not isinstance(text, str):
         return None
+    text = text[-MAX_COMPLETION_CHARS:]
     matches = list(_BOXED.finditer(text))
     if not matches:
         return None
@@ -37,7 +45,7 @@ def extract_boxed(text: str | None) -> str | None:
     if text[pos] != "{":
         if pos == matches[-1].end():  # `\boxedx`: not a boxed answer
             return None
-        token = re.match(r"[^\s$]+", text[pos:])
+        token = _TOKEN.match(text, pos)
         return token.group(0).rstrip(".") if token else None
     depth, i = 0, pos
     while i < len(text):
