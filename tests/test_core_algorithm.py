@@ -147,13 +147,14 @@ def test_threshold_ties_take_the_middle_of_the_optimal_interval():
 
 @pytest.mark.parametrize("p_correct", [0.5, 0.3])
 def test_split_is_invalid_when_labels_are_independent_of_ppl(p_correct):
-    # large-sample limit: with correctness independent of PPL the split must be judged invalid at
-    # 95% confidence in (at least) 95% of batches, however hard tau* overfits
+    # large-sample limit: with correctness independent of PPL the split is judged valid in at most
+    # ~5% of batches at 95% confidence, however hard tau* overfits (the rate itself is calibrated in
+    # tests/test_psd_calibration.py); 0.12 leaves room for the noise of 100 replicates
     rng = np.random.default_rng(1234)
     valid = [
         split_perplexity_space(rng.normal(size=4000), rng.random(4000) < p_correct, 0.95).valid for _ in range(100)
     ]
-    assert np.mean(valid) <= 0.05
+    assert np.mean(valid) <= 0.12
 
 
 def test_split_is_valid_when_ppl_separates_correctness():

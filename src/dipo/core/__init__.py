@@ -15,8 +15,8 @@ from dipo.core.psd import (
     QUADRANTS,
     PerplexitySplit,
     best_threshold,
+    separation_p_value,
     split_perplexity_space,
-    wilson_lower_bound,
 )
 from dipo.core.queue import PerplexityQueue
 from dipo.core.sampling import dynamic_sampling_keep, group_varies
@@ -43,7 +43,7 @@ __all__ = [
     "perplexity_bonus",
     "reallocate_rewards",
     "sequence_logppl",
+    "separation_p_value",
     "split_perplexity_space",
     "step_metrics",
-    "wilson_lower_bound",
 ]

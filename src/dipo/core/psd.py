@@ -1,15 +1,16 @@
 """Perplexity Space Disentangling (PSD, paper Eqs. 5-7, Algorithm 1).
 
 Find the log-PPL threshold ``tau*`` that best separates correct (low PPL) from wrong (high PPL)
-samples in the PPL queue, then check at a given confidence that the two spaces it defines really
-are an exploitation space (EiS: mostly right) and an exploration space (ErS: mostly wrong).
+samples in the PPL queue, then check at a given confidence that it separates them better than
+chance (an exact permutation test of its error count), so that the two spaces it defines are an
+exploitation space (EiS: mostly right) and an exploration space (ErS: mostly wrong). Size and power
+of the test: docs/psd.md, measured by benchmarks/psd_calibration.py.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 
@@ -18,20 +19,31 @@ from dipo.core._util import to_numpy
 QUADRANTS = ("CL", "CH", "EL", "EH")  # Correct/Error x Low/High perplexity
 
 
-def wilson_lower_bound(successes: int, n: int, confidence: float) -> float:
-    """One-sided Wilson score lower bound for a binomial proportion.
+def separation_p_value(n: int, n_correct: int, n_errors: int) -> float:
+    """Exact permutation p-value of the fitted threshold's error count (PSD validity test).
 
-    ``(p + z^2/2n - z*sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)`` with ``p = successes/n`` and
-    ``z = Phi^-1(confidence)``. Returns 0.0 for ``n == 0`` (no evidence).
+    Null hypothesis: the labels are exchangeable with respect to the log-PPL order (correctness
+    independent of perplexity), with ``n_correct`` of ``n`` labels correct. Statistic: ``E*``, the
+    fewest errors any threshold makes (:func:`best_threshold` times ``n``). Then, exactly,
+
+        ``Pr(E* <= e) = C(n, e) / C(n, n_correct)``  for ``e <= min(n_correct, n - n_correct)``.
+
+    Why: walk along the sorted queue, +1 for a correct label and -1 for a wrong one; the cut after
+    ``j`` samples errs ``n_correct - S_j`` times, so ``E* = n_correct - max_j S_j``, and the
+    reflection principle counts the arrangements whose walk reaches a level (ballot theorem).
+    With tied log-PPLs fewer cuts are realisable, ``E*`` can only grow, and the p-value is
+    conservative. ``E* = min(n_correct, n - n_correct)`` (no threshold beats predicting one class
+    for everyone) gives 1. Cost O(1).
     """
-    if n <= 0:
-        return 0.0
-    z = NormalDist().inv_cdf(confidence)
-    p = successes / n
-    z2n = z * z / n
-    centre = p + z2n / 2
-    margin = z * math.sqrt(p * (1 - p) / n + z2n / (4 * n))
-    return (centre - margin) / (1 + z2n)
+    n_wrong = n - n_correct
+    if n <= 0 or not 0 <= n_errors < min(n_correct, n_wrong):
+        return 1.0
+    log_p = _log_binomial(n, n_errors) - _log_binomial(n, n_correct)
+    return min(1.0, math.exp(log_p))
+
+
+def _log_binomial(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
 def best_threshold(logppl: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
@@ -95,10 +107,11 @@ class PerplexitySplit:
     """Result of PSD on the queue.
 
     ``threshold`` is ``tau*`` in log-PPL; samples with ``logppl < threshold`` are 'low' (EiS side).
-    ``valid`` is True only when both judgements hold at ``confidence``:
-    ``Pr(R=1 | low) > 1/2`` (EiS) and ``Pr(R=0 | high) > 1/2`` (ErS), each by a one-sided Wilson
-    lower bound computed out of sample (2-fold cross-fitting, see ``split_perplexity_space``).
-    ``n_low``/``correct_low``/... are the in-sample counts of the full-queue threshold.
+    ``valid`` is True only when the threshold separates right from wrong better than chance at
+    ``confidence``: the exact permutation p-value of its error count (:func:`separation_p_value`)
+    is at most ``1 - confidence``. A valid split always has both judgments in sample:
+    ``correct_low > n_low / 2`` (EiS, Eq. 6) and ``wrong_high > n_high / 2`` (ErS, Eq. 7).
+    ``n_low``/``correct_low``/... are the in-sample counts of the threshold.
     """
 
     threshold: float
@@ -110,8 +123,7 @@ class PerplexitySplit:
     n_high: int
     correct_low: int
     wrong_high: int
-    exploit_lower_bound: float  # cross-fitted Wilson lower bound of Pr(R=1 | low)
-    explore_lower_bound: float  # cross-fitted Wilson lower bound of Pr(R=0 | high)
+    p_value: float  # Pr(a threshold errs this rarely | labels independent of PPL), exact
     reason: str = ""  # why the split is invalid ("" when valid)
 
     def is_low(self, logppl) -> np.ndarray:
@@ -131,19 +143,26 @@ class PerplexitySplit:
         return out
 
 
-def split_perplexity_space(logppl, correct, confidence: float = 0.95) -> PerplexitySplit:
+def split_perplexity_space(logppl, correct, confidence: float = 0.95, presorted: bool = False) -> PerplexitySplit:
     """PSD (Algorithm 1): the optimal threshold and its validity.
 
     ``tau*`` is the exact minimiser of the misclassification rate on the whole queue (Eq. 5,
-    :func:`best_threshold`). The split is valid when the low side is mostly correct (EiS, Eq. 6) and
-    the high side mostly wrong (ErS, Eq. 7) at ``confidence``, judged by one-sided Wilson lower bounds
-    > 1/2 on cross-fitted labels (queue positions of even/odd parity are labelled by the threshold
-    fitted on the other parity), so that choosing the threshold does not inflate the confidence.
+    :func:`best_threshold`). The split is valid when ``tau*`` separates correct from wrong better
+    than any threshold would on labels independent of perplexity, at ``confidence``: the exact
+    permutation p-value of its error count, ``C(n, E*) / C(n, n_correct)``
+    (:func:`separation_p_value`), is ``<= 1 - confidence``. Its false-positive rate on
+    PPL-independent labels is at most ``1 - confidence`` (close to it for balanced labels; see
+    docs/psd.md for measured size and power). Validity implies both advantage judgments in
+    sample: the low side is mostly correct (EiS, Eq. 6) and the high side mostly wrong (ErS, Eq. 7),
+    because at ``tau*`` the margins are ``correct_low - wrong_low = n_correct - E*`` and
+    ``wrong_high - correct_high = n_wrong - E*``, both positive when the p-value is below 1.
 
     Args:
         logppl: ``[n]`` log-PPLs of the queue (NaNs are ignored).
         correct: ``[n]`` bools, verifier correctness.
-        confidence: confidence level of both advantage judgements, in (0, 1).
+        confidence: confidence level of the judgment, in (0, 1).
+        presorted: ``logppl`` is already ascending (e.g. ``PerplexityQueue.sorted()``): skip the
+            O(n log n) sort. Checked in O(n).
 
     Returns:
         A :class:`PerplexitySplit`. With an empty queue, ``threshold`` is NaN and ``valid`` False.
@@ -155,49 +174,40 @@ def split_perplexity_space(logppl, correct, confidence: float = 0.95) -> Perplex
     if lp.shape != ok.shape:
         raise ValueError(f"split_perplexity_space: {lp.size} log-PPLs but {ok.size} correctness labels")
     keep = np.isfinite(lp)
-    lp, ok = lp[keep], ok[keep]
+    if not keep.all():
+        lp, ok = lp[keep], ok[keep]
     if lp.size == 0:
-        return PerplexitySplit(math.nan, False, math.nan, confidence, 0, 0, 0, 0, 0, 0.0, 0.0, "empty queue")
-    order = np.argsort(lp)  # one sort serves the full fit and both cross-fitting folds
-    v, c = lp[order], ok[order]
-    tau, err = _best_threshold_sorted(v, c)
-    low = lp < tau
-    n_low, n_high = int(low.sum()), int((~low).sum())
-    correct_low, wrong_high = int(ok[low].sum()), int((~ok[~low]).sum())
-    # The judgements are made out of sample: tau* was chosen to make the spaces look pure, so
-    # in-sample Wilson bounds are optimistic (on PPL-independent labels they pass ~5-9% of the
-    # time at 95%, whatever n). Cross-fitting fixes that: each half of the queue (even / odd
-    # positions) is labelled low/high by the threshold fitted on the other half, and the pooled
-    # counts are tested.
-    if lp.size >= 2:
-        fold = order % 2  # fold of each sorted sample; subsetting keeps the sort
-        low_oof = np.empty(lp.size, dtype=bool)
-        for f in (0, 1):
-            held_out = fold == f
-            tau_f, _ = _best_threshold_sorted(v[~held_out], c[~held_out])
-            low_oof[held_out] = v[held_out] < tau_f
-        ok_oof = c
+        return PerplexitySplit(math.nan, False, math.nan, confidence, 0, 0, 0, 0, 0, 1.0, "empty queue")
+    if presorted:
+        if (lp[1:] < lp[:-1]).any():
+            raise ValueError("split_perplexity_space: presorted=True but the log-PPLs are not ascending")
+        v, c = lp, ok
     else:
-        low_oof, ok_oof = low, ok
-    exploit = wilson_lower_bound(int(ok_oof[low_oof].sum()), int(low_oof.sum()), confidence)
-    explore = wilson_lower_bound(int((~ok_oof[~low_oof]).sum()), int((~low_oof).sum()), confidence)
-    reasons = []
-    if not exploit > 0.5:
-        reasons.append(f"EiS not mostly correct at {confidence:.0%} (lower bound {exploit:.3f})")
-    if not explore > 0.5:
-        reasons.append(f"ErS not mostly wrong at {confidence:.0%} (lower bound {explore:.3f})")
+        order = np.argsort(lp, kind="stable")
+        v, c = lp[order], ok[order]
+    tau, err = _best_threshold_sorted(v, c)
+    n = int(v.size)
+    n_low = int(np.searchsorted(v, tau, side="left"))  # samples with logppl < tau
+    n_correct = int(np.count_nonzero(c))
+    correct_low = int(np.count_nonzero(c[:n_low]))
+    wrong_high = (n - n_low) - (n_correct - correct_low)
+    n_errors = (n_low - correct_low) + (n_correct - correct_low)
+    p_value = separation_p_value(n, n_correct, n_errors)
+    valid = p_value <= 1.0 - confidence
+    reason = "" if valid else (
+        f"threshold separates right from wrong no better than chance at {confidence:.0%} "
+        f"({n_errors} errors in {n}, p = {p_value:.3g})"
+    )
     return PerplexitySplit(
         threshold=tau,
-        valid=not reasons,
+        valid=valid,
         error_rate=err,
         confidence=confidence,
-        n=int(lp.size),
+        n=n,
         n_low=n_low,
-        n_high=n_high,
+        n_high=n - n_low,
         correct_low=correct_low,
         wrong_high=wrong_high,
-        exploit_lower_bound=exploit,
-        explore_lower_bound=explore,
-        reason="; ".join(reasons),
+        p_value=p_value,
+        reason=reason,
     )
-
