@@ -30,8 +30,9 @@ class DiPOConfig:
         "PPL queue length in training batches, current batch included (paper Eq. 4).", default=2
     )
     confidence: float = _help(
-        "Confidence at which both PSD advantage judgements must hold (one-sided Wilson bounds); "
-        "if either fails the split is invalid and BRR does nothing that step.",
+        "Confidence of the PSD validity test (exact permutation test: tau* must separate right from wrong "
+        "better than chance; false-positive rate on PPL-independent labels <= 1 - confidence); "
+        "if it fails the split is invalid and BRR does nothing that step.",
         default=0.95,
     )
     group_rule: str = _help(
