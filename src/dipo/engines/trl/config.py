@@ -72,6 +72,13 @@ class DiPOConfig(GRPOConfig):
     r_min: float = _core_field("r_min")
     r_max: float = _core_field("r_max")
     eps: float = _core_field("eps")
+    shaped_flat_groups: bool = _core_field("shaped_flat_groups")
+    correctness_reward_funcs: list[str] | None = _help(
+        "Reward functions (names or 0-based indices) whose raw rewards, summed, decide correctness: group kinds, "
+        "the PPL queue's labels, BRR, dipo/* metrics and held-out accuracy. The other reward functions (format, "
+        "length...) enter only the training reward behind A(R). None = the first reward function.",
+        None,
+    )
 
     # Method presets: None = take the method's value (module docstring).
     loss_type: str | None = _help(

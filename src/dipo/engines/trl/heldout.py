@@ -1,8 +1,9 @@
 """Periodic held-out evaluation during training: mean@k and pass@k, logged as `eval/accuracy` etc.
 
 Generation is `dipo.eval.generate_transformers` and the metrics are `dipo.eval`'s; the completions
-are scored with the trainer's own verifier reward functions (a completion is correct when its summed
-reward reaches `r_max`), so maths and tool calls are judged exactly as in training. Each process
+are scored with the trainer's correctness reward functions (`correctness_reward_funcs`; a completion is
+correct when their summed raw reward reaches `r_max`; format or shaping rewards never count), so maths
+and tool calls are judged exactly as the training step judges correctness. Each process
 evaluates its share of the problems (parameters gathered first under ZeRO-3) and the results are
 gathered, so every rank logs the same numbers.
 """
@@ -39,9 +40,10 @@ def heldout_metrics(trainer) -> dict[str, float]:
         texts = [s.text for group in samples for s in group]
         columns = {key: [row[key] for row in shard for _ in range(k)] for key in shard[0] if key != "prompt"}
         total = [0.0] * len(texts)
-        for func, weight in zip(trainer.reward_funcs, trainer.reward_weights.tolist()):
-            values = func(prompts=[p for p in prompts for _ in range(k)], completions=texts, **columns)
-            total = [t + weight * (v or 0.0) for t, v in zip(total, values)]
+        for index in trainer.correctness_funcs:
+            values = trainer.reward_funcs[index](prompts=[p for p in prompts for _ in range(k)], completions=texts,
+                                                 **columns)
+            total = [t + (v or 0.0) for t, v in zip(total, values)]  # None: does not apply to this sample
         correct = [[total[i * k + j] >= args.r_max - 1e-6 for j in range(k)] for i in range(len(shard))]
         lengths = [s.length for group in samples for s in group]
     correct = [c for part in gather_object([correct]) for c in part]

@@ -35,6 +35,7 @@ from dipo.core import DiPO, dynamic_sampling_keep, overlong_penalty, perplexity_
 from dipo.engines.run_log import append_metrics, truncate_metrics, write_rollouts
 from dipo.engines.trl.batch_ops import concat_batches, select_rows
 from dipo.engines.trl.config import DiPOConfig
+from dipo.engines.trl.correctness import resolve_correctness_funcs, verifier_rewards
 from dipo.engines.trl.reward_guard import guard_reward
 from dipo.engines.trl.rollout_logprobs import SampledTokenLogprobs, extra_logits_processor
 
@@ -87,6 +88,8 @@ class DiPOTrainer(GRPOTrainer):
                          eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
         if args.dynamic_sampling and isinstance(self.train_dataset, torch.utils.data.IterableDataset):
             raise ValueError("DiPOConfig.dynamic_sampling=True: refilling needs an indexable (map-style) train dataset")
+        self.correctness_funcs = resolve_correctness_funcs(args.correctness_reward_funcs, self.reward_func_names)
+        self._log_correctness_funcs()
         self.dipo = DiPO(args.core_config())
         self.heldout_dataset = heldout_dataset
         self.run_dir = Path(args.output_dir)
@@ -95,6 +98,16 @@ class DiPOTrainer(GRPOTrainer):
         self._refill_iter = None
         self._refill_draws = 0  # refill batches drawn so far (restored on resume)
         self.add_callback(_HeldoutAtStart(self))
+
+    def _log_correctness_funcs(self) -> None:
+        names = self.reward_func_names
+        used = [names[i] for i in self.correctness_funcs]
+        shaping = [n for i, n in enumerate(names) if i not in self.correctness_funcs]
+        message = "DiPO: correctness (group kinds, PPL queue, BRR, dipo/* and eval/accuracy) from %s%s; %s"
+        default = " (the first reward function: correctness_reward_funcs not set)" \
+            if self.args.correctness_reward_funcs is None else ""
+        rest = f"only the training reward A(R) uses {shaping}" if shaping else "no other reward function"
+        (logger.warning if shaping and default else logger.info)(message, used, default, rest)
 
     # -- rollout log-probs ------------------------------------------------------------------------
 
@@ -153,9 +166,9 @@ class DiPOTrainer(GRPOTrainer):
 
         rewards_per_func = self._gathered_rewards.cpu()
         unscorable = torch.isnan(rewards_per_func).all(dim=1)
-        verifier = (rewards_per_func * self.reward_weights.cpu()).nansum(dim=1)
-        verifier[unscorable] = args.r_min  # no function applied: count as a failure (TRL zeroes it too)
-        rewards = verifier
+        rewards = (rewards_per_func * self.reward_weights.cpu()).nansum(dim=1)  # TRL's training reward
+        rewards[unscorable] = args.r_min  # no function applied: count as a failure (TRL zeroes it too)
+        verifier = verifier_rewards(rewards_per_func, self.correctness_funcs, args.r_min)
         if args.method == "cde":
             rewards = perplexity_bonus(rewards, logppl, args.cde_weight, args.cde_kappa, args.cde_a)
         if args.overlong_shaping:
@@ -164,7 +177,8 @@ class DiPOTrainer(GRPOTrainer):
 
         n = verifier.numel()
         group_ids = torch.arange(n) // self.num_generations
-        out = self.dipo.step(rewards, logppl, group_ids, verifier_rewards=verifier)
+        # every round of a training step is one queue batch (the split sees all sampled groups)
+        out = self.dipo.step(rewards, logppl, group_ids, verifier_rewards=verifier, new_batch=round_index == 0)
 
         rank = self.accelerator.process_index
         batch["advantages"] = out.advantages[rank * n_local:(rank + 1) * n_local].to(device)

@@ -1,0 +1,95 @@
+"""The TRL engine keeps DiPO's contract (issue #10): correctness from the verifier alone, Eq. 10 under
+shaping, one PPL-queue batch per training step (every dynamic-sampling round)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from trl_helpers import make_trainer, read_metrics, read_rollouts, text_hash_reward
+
+from dipo.core import DiPO, DiPOConfig
+from dipo.engines.trl.correctness import resolve_correctness_funcs, verifier_rewards
+
+
+def accuracy(completions, **kwargs):  # a verifier the tiny model always fails
+    return [0.0] * len(completions)
+
+
+def format_ok(completions, **kwargs):  # every completion "well formatted"
+    return [1.0] * len(completions)
+
+
+def test_resolve_correctness_funcs_by_name_index_and_default():
+    names = ["accuracy", "format_ok", "length"]
+    assert resolve_correctness_funcs(None, names) == [0]
+    assert resolve_correctness_funcs(["format_ok"], names) == [1]
+    assert resolve_correctness_funcs(["2", 0, "accuracy"], names) == [2, 0]
+    for bad in (["acc"], ["3"], []):
+        with pytest.raises(ValueError, match="correctness_reward_funcs"):
+            resolve_correctness_funcs(bad, names)
+
+
+def test_verifier_rewards_sum_raw_correctness_columns_and_skip_functions_that_do_not_apply():
+    nan = float("nan")
+    per_func = torch.tensor([[1.0, 1.0, 0.5], [0.0, 1.0, 0.5], [nan, 1.0, 0.5], [nan, 1.0, nan]])
+    torch.testing.assert_close(verifier_rewards(per_func, [0], 0.0), torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    torch.testing.assert_close(verifier_rewards(per_func, [0, 2], -1.0), torch.tensor([1.5, 0.5, 0.5, -1.0]))
+
+
+def test_all_wrong_well_formatted_group_is_hard(tiny_model_dir, tmp_path):
+    """accuracy + format: every group is all wrong with perfect format. Correctness is the verifier's: the
+    groups are hard, accuracy is 0, and BRR (no PSD) fires its maximum-PPL *reward* in each of them."""
+    trainer = make_trainer(tiny_model_dir, tmp_path, reward=[accuracy, format_ok], method="dipo", max_steps=1,
+                           use_psd=False, dynamic_sampling=False, overlong_shaping=False)
+    trainer.train()
+    rec = read_rollouts(tmp_path, 1)
+    metrics = read_metrics(tmp_path)[0]
+    assert (rec["group_kind"] == "hard").all() and (rec["reward"] == 0).all()
+    assert (rec["shaped_reward"] == 1).all()  # the training reward still includes the format reward
+    assert metrics["dipo/frac_hard"] == 1 and metrics["dipo/accuracy"] == 0 and metrics["dipo/fired_easy"] == 0
+    assert metrics["dipo/fired_hard"] == 2
+    assert (rec.loc[rec["chosen"], "realloc_reward"] == 1).all()  # a reward, not easy-group's penalty
+
+
+def test_correctness_reward_funcs_selects_the_verifier(tiny_model_dir, tmp_path):
+    trainer = make_trainer(tiny_model_dir, tmp_path, reward=[accuracy, format_ok], method="dapo", max_steps=1,
+                           dynamic_sampling=False, correctness_reward_funcs=["format_ok"])
+    assert trainer.correctness_funcs == [1]
+    trainer.train()
+    assert (read_rollouts(tmp_path, 1)["group_kind"] == "easy").all()
+    with pytest.raises(ValueError, match=r"correctness_reward_funcs=\['acc'\]"):
+        make_trainer(tiny_model_dir, tmp_path / "bad", reward=[accuracy, format_ok], correctness_reward_funcs=["acc"])
+
+
+def test_shaping_does_not_leak_into_flat_verifier_groups(tiny_model_dir, tmp_path):
+    """accuracy (always 0) + a 0.05-weighted shaping reward that varies inside every group: A(R) must be 0 in
+    these verifier-flat groups (DAPO would drop them), so the advantage is exactly alpha * A(R_r)."""
+    trainer = make_trainer(tiny_model_dir, tmp_path, reward=[accuracy, text_hash_reward], reward_weights=[1.0, 0.05],
+                           method="dipo", max_steps=1, use_psd=False, dynamic_sampling=False, alpha=0.1)
+    trainer.train()
+    rec = read_rollouts(tmp_path, 1)
+    assert rec.groupby("group_id")["shaped_reward"].nunique().max() > 1  # shaping varies inside a flat group
+    for _, group in rec.groupby("group_id"):
+        r_r = torch.tensor(group["realloc_reward"].to_numpy())
+        expected = 0.1 * (r_r - r_r.mean()) / (r_r.std() + 1e-4)
+        np.testing.assert_allclose(group["advantage"].to_numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_queue_holds_every_round_of_a_step_as_one_batch(tiny_model_dir, tmp_path):
+    """Dynamic sampling refills each step; the trainer's queue equals the core fed one batch per step with
+    every sampled row (kept or not), i.e. the rollout records of the last `queue_batches` steps."""
+    def reward(completions, id, **kwargs):  # even prompts always right (dropped), odd ones mixed (kept)
+        return [1.0 if int(i[-1]) % 2 == 0 else text_hash_reward([c])[0] for c, i in zip(completions, id)]
+
+    trainer = make_trainer(tiny_model_dir, tmp_path, reward=reward, method="dipo", max_steps=3, queue_batches=2,
+                           per_device_train_batch_size=16)
+    trainer.train()
+    core = DiPO(DiPOConfig(queue_batches=2))
+    for step in (1, 2, 3):
+        rec = read_rollouts(tmp_path, step)
+        assert rec["round"].max() >= 1  # a refill round happened
+        core.queue.push(rec["logppl"].to_numpy(), rec["reward"].to_numpy() >= 1.0)
+    engine = np.c_[trainer.dipo.queue.logppl, trainer.dipo.queue.correct]
+    expected = np.c_[core.queue.logppl, core.queue.correct]
+    np.testing.assert_allclose(engine[np.lexsort(engine.T[::-1])], expected[np.lexsort(expected.T[::-1])], atol=1e-6)
