@@ -287,9 +287,9 @@ RISK_LEVELS: dict[int, tuple[int, int, int]] = {
     2: (2, 0, 2),
     3: (3, 0, 1),
     4: (4, 1, 1),
-    5: (5, 2, 0),
+    5: (4, 2, 0),
 }
-_RISK_FACTS = ("income", "years", "home", "purpose", "city")  # the order facts are added by level
+_RISK_FACTS = ("income", "years", "home", "purpose")  # the order facts are added by level
 
 
 def risk_points(case: dict) -> int:
@@ -315,8 +315,8 @@ def _risk_case(rng: random.Random, level: int, target: str) -> dict:
         case = {"late": rng.randint(0, 6)}
         for fact in _RISK_FACTS[:n_facts]:
             if fact == "income":
-                case["income"] = rng.randint(2, 12) * 10
-                case["debt"] = rng.randint(0, case["income"] // 5) * 5
+                case["income"] = rng.randint(15, 150)
+                case["debt"] = rng.randint(0, case["income"])
             elif fact == "years":
                 case["years"] = rng.randint(0, 15)
             elif fact == "home":
