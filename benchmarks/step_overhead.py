@@ -1,6 +1,6 @@
 """Step-time overhead of the TRL engine: DiPO vs our DAPO, and our DAPO vs plain `trl.GRPOTrainer`.
 
-All three run the testbed recipe (configs/testbed.yaml) on the same tiny model, prompts and seed,
+All three run the testbed recipe (configs/trl/testbed_math_dipo.yaml) on the same tiny model, prompts and seed,
 side by side in one process. The learning rate is 0, so every run samples exactly the same tokens
 and the comparison measures the machinery, not different completions. Dynamic sampling is off
 (its refill rounds are extra generation work by design, not overhead); overlong shaping stays on.
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": TARGETS,
         "meets_targets": {k: ratios[k] <= TARGETS[k] for k in ratios},
         "settings": {"device": "cuda bf16" if opts.cuda else "cpu fp32", "steps": opts.steps, "warmup": opts.warmup, "reps": opts.reps, "batch": opts.batch,
-                     "recipe": "configs/testbed.yaml", "learning_rate": 0, "dynamic_sampling": False},
+                     "recipe": "configs/trl/testbed_math_dipo.yaml", "learning_rate": 0, "dynamic_sampling": False},
         "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads(),
                     "gpu": torch.cuda.get_device_name() if opts.cuda else None},
     }

@@ -12,7 +12,7 @@ import pytest
 from dipo.engines.trl import DiPOConfig
 from dipo.engines.trl import cli as train_cli
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "trl").glob("*.yaml"))
 CPU = ["--use_vllm", "false", "--bf16", "false", "--use_cpu", "true"]
 SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
 
@@ -71,7 +71,7 @@ def test_every_recipe_parses(path):
 
 
 def test_paper_math_recipe_values():
-    _, training, model = train_cli.parse(["--config", "configs/qwen3_8b_base_dipo_math.yaml", *CPU])
+    _, training, model = train_cli.parse(["--config", "configs/trl/qwen3_8b_base_math_dipo.yaml", *CPU])
     assert model.model_name_or_path == "Qwen/Qwen3-8B-Base"
     assert (training.num_generations, training.learning_rate, training.epsilon, training.epsilon_high) == (
         8, 1e-6, 0.2, 0.28)
@@ -99,28 +99,28 @@ def test_gpu_recipes_dry_run_on_the_tiny_model(tiny_model_dir, tmp_path, path, l
 
 
 def test_cli_rejects_bad_values_before_loading(tmp_path, capsys):
-    code = train_cli.main(["--config", "configs/testbed.yaml", "--method", "ppo", "--output_dir", str(tmp_path)])
+    code = train_cli.main(["--config", "configs/trl/testbed_math_dipo.yaml", "--method", "ppo", "--output_dir", str(tmp_path)])
     assert code == 2 and "DiPOConfig.method='ppo'" in capsys.readouterr().err
-    code = train_cli.main(["--config", "configs/testbed.yaml", "--rewards", "bleu", "--output_dir", str(tmp_path)])
+    code = train_cli.main(["--config", "configs/trl/testbed_math_dipo.yaml", "--rewards", "bleu", "--output_dir", str(tmp_path)])
     assert code == 2 and "rewards" in capsys.readouterr().err
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
-    code = train_cli.main(["--config", "configs/testbed.yaml", "--resume", "last", "--output_dir", str(tmp_path / "x")])
+    code = train_cli.main(["--config", "configs/trl/testbed_math_dipo.yaml", "--resume", "last", "--output_dir", str(tmp_path / "x")])
     assert code == 2 and "no checkpoint found" in capsys.readouterr().err
 
 
 def test_cli_rejects_rows_without_the_answer_field(tiny_model_dir, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"problem": "1+1?", "solution": "2"}) + "\n")
-    code = train_cli.main(["--config", "configs/testbed.yaml", "--model_name_or_path", str(tiny_model_dir),
+    code = train_cli.main(["--config", "configs/trl/testbed_math_dipo.yaml", "--model_name_or_path", str(tiny_model_dir),
                            "--dataset", str(bad), "--output_dir", str(tmp_path / "run"), "--dry_run", "true"])
     assert code == 2 and "missing field 'answer'" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # failed before anything was written
 
 
 def test_resolved_config_round_trips(tmp_path):
-    script, training, model = train_cli.parse(["--config", "configs/testbed.yaml", "--method", "cde",
+    script, training, model = train_cli.parse(["--config", "configs/trl/testbed_math_dipo.yaml", "--method", "cde",
                                                "--alpha", "0.3", "--output_dir", str(tmp_path)])
     train_cli.save_resolved_config(tmp_path / "config.yaml", script, training, model)
     script2, training2, model2 = train_cli.parse(["--config", str(tmp_path / "config.yaml")])
@@ -135,7 +135,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_model_dir, tmp_path,
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
 
     monkeypatch.setattr(train_cli.GracefulInterrupt, "on_step_begin", interrupt_during_first_step, raising=False)
-    argv = ["--config", "configs/testbed.yaml", "--model_name_or_path", str(tiny_model_dir),
+    argv = ["--config", "configs/trl/testbed_math_dipo.yaml", "--model_name_or_path", str(tiny_model_dir),
             "--output_dir", str(tmp_path), "--heldout_dataset", "none", "--testbed_size", "16",
             "--max_steps", "2", "--per_device_train_batch_size", "8", "--num_generations", "4",
             "--max_completion_length", "12", "--save_strategy", "no", "--disable_tqdm", "true"]

@@ -3,7 +3,8 @@
 #
 #   bash scripts/verl/dipo_ray.sh head                 # on the head node
 #   bash scripts/verl/dipo_ray.sh worker HEAD_IP       # on every other node
-#   bash scripts/verl/dipo_ray.sh prepare-math         # once: DAPO-Math-17k + AIME-2024 into $DIPO_DATA_DIR
+#   bash scripts/verl/dipo_ray.sh prepare-math         # once: DAPO-Math-17K + AIME 2024 into $DIPO_DATA_DIR
+#   bash scripts/verl/dipo_ray.sh prepare-tool         # once: ToolRL rlla_4k into $DIPO_DATA_DIR
 #   bash scripts/verl/dipo_ray.sh math [key=value ...] # on the head: submit the paper's maths run
 #   bash scripts/verl/dipo_ray.sh tool [key=value ...] # on the head: submit the tool-calling run
 #
@@ -40,16 +41,14 @@ case "${1:-}" in
     worker)
         ray start --address="${2:?usage: dipo_ray.sh worker HEAD_IP}:${RAY_PORT}" --num-gpus="$GPUS_PER_NODE" ;;
     prepare-math)
-        # verl-format parquet files (prompt, data_source, reward_model.ground_truth), as verl's DAPO recipe uses
-        mkdir -p "$DIPO_DATA_DIR"
-        wget -O "$DIPO_DATA_DIR/dapo-math-17k.parquet" \
-            "https://huggingface.co/datasets/BytedTsinghua-SIA/DAPO-Math-17k/resolve/main/data/dapo-math-17k.parquet"
-        wget -O "$DIPO_DATA_DIR/aime-2024.parquet" \
-            "https://huggingface.co/datasets/BytedTsinghua-SIA/AIME-2024/resolve/main/data/aime-2024.parquet" ;;
+        # pinned Hub revisions -> $DIPO_DATA_DIR/verl/{dapo_math_17k,aime24}.parquet (verl RL rows, row counts checked)
+        dipo data prepare dapo_math_17k aime24 --out "$DIPO_DATA_DIR" ;;
+    prepare-tool)
+        dipo data prepare rlla_4k --out "$DIPO_DATA_DIR" ;;
     math)
-        shift; submit dipo_math_qwen3_8b "$@" ;;
+        shift; submit qwen3_8b_base_math_dipo "$@" ;;
     tool)
-        shift; submit dipo_tool_qwen3_8b "$@" ;;
+        shift; submit qwen25_7b_instruct_tool_dipo "$@" ;;
     *)
-        sed -n '2,14p' "$0"; exit 2 ;;
+        sed -n '2,15p' "$0"; exit 2 ;;
 esac

@@ -28,7 +28,7 @@ def base(overrides: list[str] | None = None):
 
 
 def test_paper_maths_recipe_composes_with_the_paper_settings_and_passes_verl_validation():
-    cfg = recipe("dipo_math_qwen3_8b", ["data.train_files=/d/train.parquet"])
+    cfg = recipe("qwen3_8b_base_math_dipo", ["data.train_files=/d/train.parquet"])
     actor, rollout = cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.rollout
     assert cfg.actor_rollout_ref.model.path == "Qwen/Qwen3-8B-Base"
     assert rollout.n == 8 and rollout.calculate_log_probs
@@ -38,7 +38,7 @@ def test_paper_maths_recipe_composes_with_the_paper_settings_and_passes_verl_val
     assert cfg.reward.reward_manager.name == "dapo"
     assert cfg.reward.reward_kwargs.overlong_buffer_cfg.enable
     assert cfg.reward.reward_kwargs.max_resp_len == cfg.data.max_response_length
-    assert cfg.algorithm.adv_estimator == "grpo" and not cfg.algorithm.filter_groups.enable
+    assert cfg.algorithm.adv_estimator == "grpo" and cfg.algorithm.filter_groups.enable  # dynamic sampling
     assert cfg.trainer.v1.trainer_mode == "dipo_sync"
     assert cfg.dipo.alpha == 0.1 and cfg.dipo.correct_key == "acc"
     check_config(cfg)  # verl's validate_config + DiPO's checks
@@ -47,7 +47,7 @@ def test_paper_maths_recipe_composes_with_the_paper_settings_and_passes_verl_val
 
 
 def test_tool_recipe_and_base_config_compose_and_validate():
-    tool = recipe("dipo_tool_qwen3_8b")
+    tool = recipe("qwen25_7b_instruct_tool_dipo")
     assert tool.reward.custom_reward_function.path == "pkg://dipo.engines.verl.rewards"
     check_config(tool)
     check_config(base(["actor_rollout_ref.rollout.name=vllm", "actor_rollout_ref.rollout.n=8",
@@ -71,13 +71,13 @@ def test_tool_recipe_and_base_config_compose_and_validate():
     ],
 )
 def test_bad_settings_fail_before_anything_starts_naming_the_field(overrides, field):
-    cfg = recipe("dipo_math_qwen3_8b", overrides)
+    cfg = recipe("qwen3_8b_base_math_dipo", overrides)
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         check_config(cfg)
 
 
 def test_group_filter_is_accepted_when_dipo_aware_and_dr_grpo_maps_to_unscaled_advantages():
-    cfg = recipe("dipo_math_qwen3_8b", ["algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=acc",
+    cfg = recipe("qwen3_8b_base_math_dipo", ["algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=acc",
                                         "algorithm.norm_adv_by_std_in_grpo=false"])
     check_config(cfg)  # no custom sampler: the DiPO trainer installs its DiPO-aware filter
     assert validate_verl_config(cfg, dipo_aware_filter=True).scale == "none"
@@ -86,6 +86,6 @@ def test_group_filter_is_accepted_when_dipo_aware_and_dr_grpo_maps_to_unscaled_a
 
 
 def test_disabled_dipo_skips_the_dipo_checks():
-    cfg = recipe("dipo_math_qwen3_8b", ["dipo.enable=false", "algorithm.adv_estimator=gae"])
+    cfg = recipe("qwen3_8b_base_math_dipo", ["dipo.enable=false", "algorithm.adv_estimator=gae"])
     validate_verl_config(cfg, dipo_aware_filter=False)
     assert VerlDiPOConfig.from_mapping(cfg.dipo).enable is False

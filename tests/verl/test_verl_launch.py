@@ -51,21 +51,21 @@ def test_plugin_registers_dipo_trainer_modes_in_verls_own_processes_and_stays_li
 @pytest.mark.slow
 def test_launcher_composes_a_recipe_with_hydra_overrides():
     proc = run(["-m", "dipo.engines.verl.main", f"--config-path={REPO / 'configs' / 'verl'}",
-                "--config-name=dipo_math_qwen3_8b", "dipo.alpha=0.2", "actor_rollout_ref.rollout.n=16",
+                "--config-name=qwen3_8b_base_math_dipo", "dipo.alpha=0.2", "actor_rollout_ref.rollout.n=16",
                 "--cfg", "job", "--resolve"], {"DIPO_DATA_DIR": "/tmp/d"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     import yaml
 
     cfg = yaml.safe_load(proc.stdout)
     assert cfg["dipo"]["alpha"] == 0.2 and cfg["actor_rollout_ref"]["rollout"]["n"] == 16
-    assert cfg["data"]["train_files"] == "/tmp/d/dapo-math-17k.parquet"
+    assert cfg["data"]["train_files"] == "/tmp/d/verl/dapo_math_17k.parquet"
     assert cfg["trainer"]["v1"]["trainer_mode"] == "dipo_sync"
 
 
 @pytest.mark.slow
 def test_launcher_refuses_a_bad_dipo_setting_before_starting_ray():
     proc = run(["-m", "dipo.engines.verl.main", f"--config-path={REPO / 'configs' / 'verl'}",
-                "--config-name=dipo_math_qwen3_8b", "dipo.confidence=1.5"])
+                "--config-name=qwen3_8b_base_math_dipo", "dipo.confidence=1.5"])
     assert proc.returncode != 0
     assert "dipo.confidence=1.5" in proc.stderr and "ray init kwargs" not in proc.stdout
 

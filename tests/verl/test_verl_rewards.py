@@ -27,7 +27,7 @@ def rlla_rows(n: int = 5) -> list[dict]:
 
 def tool_score_fn():
     with initialize_config_dir(config_dir=str(REPO / "configs" / "verl"), version_base=None):
-        cfg = compose(config_name="dipo_tool_qwen3_8b")
+        cfg = compose(config_name="qwen25_7b_instruct_tool_dipo")
     return get_custom_reward_fn(cfg)  # verl's loader: pkg:// path + reward_kwargs merged in
 
 

@@ -46,7 +46,7 @@ GROUPS = [
 
 def config(overrides=()):
     with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
-        return compose(config_name="dipo_math_qwen3_8b", overrides=list(overrides))
+        return compose(config_name="qwen3_8b_base_math_dipo", overrides=list(overrides))
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@
     args = DiPOConfig(output_dir="runs/x", method="dipo")   # or grpo | dapo | cde
     DiPOTrainer(model="Qwen/Qwen3-8B-Base", reward_funcs=math_reward, args=args, train_dataset=ds).train()
 
-From the shell: `dipo train --config configs/testbed.yaml [--field value ...]`. Pinned to trl 1.16.
+From the shell: `dipo train --config configs/trl/testbed_math_dipo.yaml [--field value ...]`. Pinned to trl 1.16.
 """
 
 from dipo.engines.trl.config import METHODS, DiPOConfig
