@@ -39,7 +39,7 @@ def train_argv(model_dir: Path, method: str, run_dir: Path, seed: int = 0, sched
     evaluation (default SCHEDULE), `overrides` any other DiPOConfig field."""
     args = {
         "model_name_or_path": str(model_dir), "method": method, "output_dir": str(run_dir), "seed": seed,
-        "dataset": "testbed:math", "heldout_dataset": "testbed:math", "rewards": "math",
+        "dataset_name": "testbed:math", "heldout_dataset": "testbed:math", "reward_funcs": "math",
         "testbed_levels": ALL_LEVELS,  # the graded levels plus the confidently-wrong question twists
         "use_cpu": "true", "bf16": "false", "learning_rate": learning_rate, "lr_scheduler_type": "constant",
         "warmup_steps": 0, "num_generations": 8, "max_completion_length": 80,

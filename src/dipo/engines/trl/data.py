@@ -8,6 +8,8 @@ checks that the rows have what TRL needs (`prompt`, plus the reward function's `
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable
 
 from datasets import Dataset
@@ -16,29 +18,47 @@ from datasets import Dataset
 REWARD_FUNCTIONS: dict[str, tuple[str, str]] = {
     "math": ("dipo.rewards", "math_reward"),
     "tool_call": ("dipo.rewards", "tool_call_reward"),
+    "final_number": ("dipo.rewards.final_number", "final_number_reward"),
     "label": ("dipo.rewards", "label_reward"),
 }
 
 
 def reward_functions(names: list[str]) -> list[Callable]:
-    funcs = []
-    for name in names:
-        if name not in REWARD_FUNCTIONS:
-            raise ValueError(f"rewards: unknown reward {name!r}; choose from {tuple(REWARD_FUNCTIONS)}")
+    """The reward functions of `reward_funcs`: built-in names (`REWARD_FUNCTIONS`) or dotted import
+    paths of a TRL-style reward function, `my_pkg.rewards:fn` or `my_pkg.rewards.fn` (as `trl grpo`
+    takes them; the current directory is importable)."""
+    return [_reward_function(name) for name in names]
+
+
+def _reward_function(name: str) -> Callable:
+    if name in REWARD_FUNCTIONS:
         module, attr = REWARD_FUNCTIONS[name]
+    elif ":" in name or "." in name:
+        module, _, attr = name.partition(":") if ":" in name else name.rpartition(".")
+    else:
+        raise ValueError(f"reward_funcs: unknown reward {name!r}; built-in rewards are {tuple(REWARD_FUNCTIONS)}, "
+                         "or give a dotted path 'my_pkg.rewards:fn'")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # a user's rewards module next to their config
+    try:
         func = getattr(importlib.import_module(module), attr, None)
-        if func is None:
-            raise ValueError(f"rewards: {module}.{attr} is not available in this version of dipo")
-        funcs.append(func)
-    return funcs
+    except ImportError as exc:
+        raise ValueError(f"reward_funcs: {name!r}: cannot import {module!r} ({exc})") from None
+    if not callable(func):
+        raise ValueError(f"reward_funcs: {name!r}: {module} has no function {attr!r}")
+    return func
 
 
 def _testbed_rows(kind: str, script, split: str) -> list[dict]:
     from dipo.testbed import tasks
 
-    makers = {"math": tasks.make_math_tasks, "tool": tasks.make_tool_tasks, "risk": tasks.make_risk_tasks}
+    from dipo.data.arith import make_arith_tasks
+
+    makers = {"math": tasks.make_math_tasks, "tool": tasks.make_tool_tasks, "risk": tasks.make_risk_tasks,
+              "arith": make_arith_tasks}
     if kind not in makers:
-        raise ValueError(f"dataset: unknown testbed task 'testbed:{kind}'; use testbed:math or testbed:tool")
+        raise ValueError(f"dataset_name: unknown testbed task 'testbed:{kind}'; use one of "
+                         f"{', '.join('testbed:' + k for k in makers)}")
     n = script.testbed_size if split == "train" else max(script.testbed_size // 4, 8)
     rows = makers[kind](n, seed=0, levels=tuple(script.testbed_levels), split=split)
     return [{k: v for k, v in row.items() if k != "completion"} for row in rows]  # the SFT target stays out
@@ -55,26 +75,26 @@ def load_prompts(spec: str, script, split: str) -> Dataset:
         return Dataset.from_list(_testbed_rows(spec.split(":", 1)[1], script, "train" if split == "train" else "test"))
     from dipo.data import load_math_dataset, load_toolrl_dataset
 
-    if "tool_call" in script.rewards:
+    if "tool_call" in script.reward_funcs:
         data = load_toolrl_dataset(spec)
-    elif "label" in script.rewards:  # classification rows: text + label columns (dipo.data.labels)
+    elif "label" in script.reward_funcs:  # classification rows: text + label columns (dipo.data.labels)
         from dipo.data.labels import load_label_dataset
 
         data = load_label_dataset(spec, text_field=script.problem_field, label_field=script.answer_field, split=split)
     else:
         data = load_math_dataset(spec, problem_field=script.problem_field, answer_field=script.answer_field,
-                                 split=split)
+                                 split=split, name=script.dataset_config)
     if not isinstance(data, Dataset):
         data = Dataset.from_list(list(data))
     return data
 
 
 def load_train(script) -> Dataset:
-    data = load_prompts(script.dataset, script, script.dataset_split)
+    data = load_prompts(script.dataset_name, script, script.dataset_train_split)
     if script.max_train_examples is not None:
         data = data.select(range(min(script.max_train_examples, len(data))))
     return data
 
 
 def load_heldout(script) -> Dataset | None:
-    return None if script.heldout_dataset is None else load_prompts(script.heldout_dataset, script, script.heldout_split)
+    return None if script.heldout_dataset is None else load_prompts(script.heldout_dataset, script, script.dataset_test_split)
