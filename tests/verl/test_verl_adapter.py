@@ -73,9 +73,9 @@ def test_normal_groups_untouched_and_extreme_groups_get_alpha_grpo_of_realloc():
     assert m["dipo/frac_hard"] == m["dipo/frac_easy"] == pytest.approx(2 / 6)
 
 
-def test_combined_advantage_matches_core_and_keeps_verl_a_of_r_under_overlong_shaping():
+def test_combined_advantage_matches_core_and_zeroes_verl_a_of_r_in_verifier_flat_groups():
     # all wrong by the verifier (acc = 0) but shaped scores differ (DAPO overlong penalty): verl's A(R)
-    # is not zero, and DiPO adds its term on top, exactly Eq. 10 with R = shaped, kinds from acc.
+    # is not zero, but DAPO's filter would drop the group, so Eq. 10 has A(R) = 0 there: only DiPO's term.
     groups = GROUPS[:2] + [("hard_shaped", [0.0, -0.2, 0.0, -0.5], [0.3, 0.5, 0.35, 0.4])]
     acc = np.array([1, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0], dtype=np.float64)
     data = verl_grpo(make_batch(groups))
@@ -86,9 +86,9 @@ def test_combined_advantage_matches_core_and_keeps_verl_a_of_r_under_overlong_sh
     shaped = slice(8, 12)
     assert result.step.realloc.sample_fired[shaped].all()
     assert per_sequence(before, mask)[shaped].abs().sum() > 0
-    torch.testing.assert_close(per_sequence(after, mask)[shaped],
-                               per_sequence(before, mask)[shaped] + ALPHA * torch.tensor([-0.5, 1.5, -0.5, -0.5]),
+    torch.testing.assert_close(per_sequence(after, mask)[shaped], ALPHA * torch.tensor([-0.5, 1.5, -0.5, -0.5]),
                                atol=1e-5, rtol=0)
+    assert torch.equal(after[:8], before[:8])  # groups whose verifier rewards vary: verl's A(R) bit for bit
     # DiPO's own combined advantage (core, eps = verl's 1e-6) equals what verl will train on
     torch.testing.assert_close(per_sequence(after, mask), result.step.advantages.float(), atol=1e-5, rtol=0)
     assert result.step.metrics["dipo/accuracy"] == pytest.approx(acc.mean())

@@ -249,7 +249,7 @@ def test_dipo_aware_filter_keeps_the_extreme_groups_brr_would_reallocate(fake_tq
 def test_dipo_aware_filter_on_an_empty_queue_is_dapo_and_no_filter_means_verls_buffer(fake_tq):
     _, buffer = filtered_groups(config(FILTER_ON), fake_tq, prime=False)
     assert buffer._dapo_filtered_keys("train")[0] == {"hardlow", "easyhigh", "hardhigh"}
-    _, plain = filtered_groups(config(), fake_tq, prime=True)
+    _, plain = filtered_groups(config(["algorithm.filter_groups.enable=false"]), fake_tq, prime=True)
     assert type(plain) is ReplayBuffer and plain.filter_groups_metric is None
 
 

@@ -106,6 +106,11 @@ class FakeTransferQueue:
         return KVBatchMeta(keys=list(keys), tags=[self.tags[(partition_id, k)] for k in keys],
                            partition_id=partition_id)
 
+    def kv_clear(self, partition_id, keys):
+        for key in keys:
+            self.rows.pop((partition_id, key), None)
+            self.tags.pop((partition_id, key), None)
+
     def field(self, partition_id: str, keys: list[str], name: str) -> list:
         return [self.rows[(partition_id, key)][name] for key in keys]
 

@@ -1,11 +1,13 @@
 """DiPO on a verl ``DataProto`` after verl has computed its own GRPO advantages.
 
 Why the DiPO term is *added to verl's advantages* rather than fed in as rewards: GRPO divides by the
-group std, so ``GRPO(alpha * R_r) == GRPO(R_r)`` and no reward vector can carry ``alpha``; and with
-DAPO's overlong shaping an all-wrong group need not have zero variance in the shaped reward. Adding
-``alpha * A(R_r)`` to verl's ``A(R)`` is exactly Eq. 10 (one token-level loss is linear in the
-advantage), leaves every group BRR did not fire bit-for-bit as verl computed it, and keeps verl's own
-estimator (KL-in-reward, rollout correction, multi-turn broadcasting) as the source of ``A(R)``.
+group std, so ``GRPO(alpha * R_r) == GRPO(R_r)`` and no reward vector can carry ``alpha``. verl's
+``A(R)`` comes from the shaped score (DAPO's overlong penalty), which varies inside groups whose
+verifier rewards do not; DAPO's filter drops those groups, so Eq. 10 has ``A(R) = 0`` there: the
+adapter zeroes verl's advantage in verifier-flat groups (``shaped_flat_groups`` keeps it, as an
+ablation) and adds ``alpha * A(R_r)``, which is exactly Eq. 10 (the two terms never share a group, so
+one token-level loss is their sum). Groups whose verifier rewards vary keep verl's ``A(R)`` bit for
+bit, from verl's own estimator (KL-in-reward, rollout correction, multi-turn broadcasting).
 
 All math (log-PPL, queue, PSD, BRR, ``A(R_r)``) is :mod:`dipo.core`; this module only moves tensors.
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dipo.core import DiPO, DiPOStep, sequence_logppl
+from dipo.core import DiPO, DiPOStep, group_varies, sequence_logppl
 
 LOGPROB_KEYS = {"rollout": "rollout_log_probs", "old": "old_log_probs"}
 
@@ -27,12 +29,14 @@ class BatchDiPO:
     """DiPO's result on one verl batch.
 
     ``step`` covers the participating rows only (``rows``, positions in the batch); ``extra`` is the
-    ``[N]`` per-sequence term ``alpha * A(R_r)`` added to every row of the batch (0 elsewhere).
+    ``[N]`` per-sequence term ``alpha * A(R_r)`` added to every row of the batch (0 elsewhere);
+    ``flat`` is ``[N]`` bool, the row's group has constant verifier rewards (its ``A(R)`` was zeroed).
     """
 
     step: DiPOStep
     rows: np.ndarray
     extra: torch.Tensor
+    flat: torch.Tensor
 
 
 def sequence_scores(token_level_scores: torch.Tensor) -> torch.Tensor:
@@ -80,6 +84,7 @@ def apply_dipo(
     verifier_rewards: np.ndarray | None = None,
     rows: np.ndarray | None = None,
     source: np.ndarray | None = None,
+    new_batch: bool = True,
 ) -> BatchDiPO:
     """Run one DiPO step on ``data`` and add ``alpha * A(R_r)`` to ``data.batch['advantages']``.
 
@@ -92,6 +97,8 @@ def apply_dipo(
         verifier_rewards: ``[N]`` verifier rewards (e.g. ``acc``) for group kinds and correctness;
             ``None`` = the summed scores.
         rows / source: from :func:`participating_rows` (default: every row takes part for itself).
+        new_batch: passed to ``DiPO.step`` (False: this batch joins the queue batch the group filter's
+            evicted groups of the same step opened).
 
     Returns:
         :class:`BatchDiPO`. ``data.batch['advantages']`` and ``['returns']`` are updated in place
@@ -111,15 +118,41 @@ def apply_dipo(
     uid = np.asarray(data.non_tensor_batch["uid"])[rows]
     verifier = None if verifier_rewards is None else np.asarray(verifier_rewards, dtype=np.float64)[rows]
 
-    step = dipo.step(scores, logppl, uid, verifier_rewards=verifier)
-    # alpha * A(R_r) per participating row, then to every row through `source` (-1 -> 0)
+    step = dipo.step(scores, logppl, uid, verifier_rewards=verifier, new_batch=new_batch)
+    # per participating row: alpha * A(R_r), and whether its group's verifier rewards are flat
     term = torch.zeros(n, dtype=torch.float32)
     term[idx] = dipo.config.alpha * step.realloc_advantages.float().cpu()
+    flat_rows = torch.zeros(n, dtype=torch.bool)
+    if not dipo.config.shaped_flat_groups:
+        flat_rows[idx] = torch.as_tensor(~group_varies(step.verifier_rewards, uid)[step.realloc.group_index])
+    # ... then to every row through `source` (padding, -1: nothing)
     src = torch.as_tensor(source)
-    extra = torch.where(src >= 0, term[src.clamp(min=0)], torch.zeros_like(term))
+    has_src = src >= 0
+    extra = torch.where(has_src, term[src.clamp(min=0)], torch.zeros_like(term))
+    flat = has_src & flat_rows[src.clamp(min=0)]
 
     adv = batch["advantages"]
+    adv = torch.where(flat.to(adv.device).unsqueeze(-1), torch.zeros_like(adv), adv)  # Eq. 10: A(R) = 0 there
     adv = adv + extra.to(adv.device, adv.dtype).unsqueeze(-1) * mask.to(adv.dtype)
     batch["advantages"] = adv
     batch["returns"] = adv.clone()
-    return BatchDiPO(step=step, rows=rows, extra=extra)
+    return BatchDiPO(step=step, rows=rows, extra=extra, flat=flat)
+
+
+def verifier_from_extra_fields(extra_fields, key: str, skip: np.ndarray) -> np.ndarray:
+    """``[N]`` floats of ``reward_extra_info[key]`` from TransferQueue's ``extra_fields`` column
+    (NaN where ``skip``: padding rows, which DiPO never reads)."""
+    values = []
+    for i, item in enumerate(extra_fields):
+        if skip[i]:
+            values.append(float("nan"))
+            continue
+        item = getattr(item, "data", item)
+        info = item.get("reward_extra_info", {}) if isinstance(item, dict) else {}
+        if key not in info:
+            raise KeyError(
+                f"dipo.correct_key={key!r}: sample {i} has no reward_extra_info[{key!r}] "
+                f"(has {sorted(info)}); use a reward manager that reports it (e.g. 'dapo') or set dipo.correct_key=null"
+            )
+        values.append(float(info[key]))
+    return np.asarray(values, dtype=np.float64)

@@ -41,6 +41,12 @@ class VerlDiPOConfig:
     eps: float = _help(
         "Std epsilon of A(R_r); 1e-6 is verl's GRPO epsilon, so DiPO's records match verl's A(R).", default=1e-6
     )
+    shaped_flat_groups: bool = _help(
+        "Ablation (off by default): keep verl's A(R) in groups whose verifier rewards (correct_key) do not vary. "
+        "Default False sets A(R) = 0 there (paper Eq. 10: DAPO's filter drops them), so an overlong penalty in "
+        "the score cannot outweigh BRR's alpha * A(R_r).",
+        default=False,
+    )
     logprob_source: str = _help(
         "Log-probs for log-PPL: 'rollout' (rollout_log_probs from vLLM/SGLang at the sampling temperature, "
         "needs actor_rollout_ref.rollout.calculate_log_probs=true; no extra forward pass) or 'old' "

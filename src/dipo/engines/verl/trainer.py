@@ -34,32 +34,13 @@ from verl.utils.import_utils import load_extern_type
 from verl.workers.utils.padding import response_to_nested
 
 from dipo.core import DiPO
-from dipo.engines.verl.adapter import LOGPROB_KEYS, apply_dipo, participating_rows
+from dipo.engines.verl.adapter import LOGPROB_KEYS, apply_dipo, participating_rows, verifier_from_extra_fields
 from dipo.engines.verl.config import DIPO_TRAINER_MODES, VerlDiPOConfig, validate_verl_config
 from dipo.engines.verl.filter import DiPOGroupFilter, make_dipo_aware
 from dipo.engines.verl.records import RecordWriter
 
 logger = logging.getLogger(__name__)
 QUEUE_FILE = "dipo_state.pt"
-
-
-def verifier_from_extra_fields(extra_fields, key: str, skip: np.ndarray) -> np.ndarray:
-    """``[N]`` floats of ``reward_extra_info[key]`` from TransferQueue's ``extra_fields`` column
-    (NaN where ``skip``: padding rows, which DiPO never reads)."""
-    values = []
-    for i, item in enumerate(extra_fields):
-        if skip[i]:
-            values.append(float("nan"))
-            continue
-        item = getattr(item, "data", item)
-        info = item.get("reward_extra_info", {}) if isinstance(item, dict) else {}
-        if key not in info:
-            raise KeyError(
-                f"dipo.correct_key={key!r}: sample {i} has no reward_extra_info[{key!r}] "
-                f"(has {sorted(info)}); use a reward manager that reports it (e.g. 'dapo') or set dipo.correct_key=null"
-            )
-        values.append(float(info[key]))
-    return np.asarray(values, dtype=np.float64)
 
 
 class DiPOTrainerMixin:
@@ -92,7 +73,7 @@ class DiPOTrainerMixin:
         if options is not None and options.enable and getattr(buffer, "filter_groups_metric", None) is not None:
             if not isinstance(buffer, DiPOGroupFilter):
                 make_dipo_aware(buffer)
-            buffer.attach_dipo(self.dipo, LOGPROB_KEYS[options.logprob_source])
+            buffer.attach_dipo(self.dipo, LOGPROB_KEYS[options.logprob_source], options.correct_key)
         return buffer
 
     # ------------------------------------------------------------------ advantage step
@@ -120,8 +101,12 @@ class DiPOTrainerMixin:
         proto.batch["token_level_scores"] = proto.batch.pop("rm_scores")
 
         rows, source = participating_rows(list(batch.keys), is_padding)
+        # the groups the filter cleared this step join the batch in one queue batch (the split sees them)
+        unkept = self._take_unkept()
+        if unkept[0].size:
+            self.dipo.queue.push(*unkept, new_batch=True)
         result = apply_dipo(proto, self.dipo, logprob_key=logprob_key, verifier_rewards=verifier,
-                            rows=rows, source=source)
+                            rows=rows, source=source, new_batch=not unkept[0].size)
 
         out = TensorDict({name: response_to_nested(proto.batch[name], response_mask)
                           for name in ("advantages", "returns")}, batch_size=len(batch))
@@ -129,6 +114,7 @@ class DiPOTrainerMixin:
 
         step_metrics = dict(result.step.metrics)
         step_metrics["dipo/extra_advantage_abs"] = float(result.extra.abs().mean())
+        step_metrics["dipo/queued_unkept"] = float(unkept[0].size)
         metrics.update(step_metrics)
         if self.dipo_records is not None:
             lengths = proto.batch["response_mask"][torch.as_tensor(rows)].sum(-1).cpu().numpy()
@@ -136,6 +122,13 @@ class DiPOTrainerMixin:
             self.dipo_records.write(self.global_steps, result.step, proto.non_tensor_batch["uid"][rows],
                                     lengths, lengths >= max_len, step_metrics)
         return batch
+
+    def _take_unkept(self):
+        """(logppl, correct) of the finished groups the DiPO-aware filter cleared since the last step."""
+        buffer = getattr(self, "replay_buffer", None)
+        if isinstance(buffer, DiPOGroupFilter) and buffer.dipo is self.dipo:
+            return buffer.take_unkept()
+        return np.zeros(0), np.zeros(0, dtype=bool)
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint_folder(self, resuming: bool) -> str:

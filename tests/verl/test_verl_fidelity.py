@@ -1,0 +1,71 @@
+"""verl engine keeps DiPO's contract (issue #10): Eq. 10 under an overlong-shaped score, and the PPL queue
+sees every finished group of a step, kept or evicted by the DAPO filter, as one queue batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("verl.protocol")  # not bare "verl": tests/verl itself would satisfy that
+pytestmark = pytest.mark.verl
+
+from test_verl_trainer import FILTER_ON, GROUPS, bare_trainer, config, fake_tq  # noqa: E402,F401
+from verl.trainer.ppo.ray_trainer import compute_advantage  # noqa: E402
+from verl_batches import PRIOR_CORRECT, PRIOR_LOGPPL, make_batch, primed_dipo, trajectory_rows  # noqa: E402
+
+from dipo.core import DiPO, DiPOConfig  # noqa: E402
+from dipo.engines.verl.adapter import apply_dipo  # noqa: E402
+
+ALPHA = 0.1
+
+
+def test_overlong_shaped_score_does_not_leak_into_a_fired_hard_group():
+    """An all-wrong, confidently wrong group whose max-PPL sample is also overlong (score -0.05): verl's GRPO
+    blows the penalty up to -1.5; after DiPO the group's advantage is exactly alpha * A(R_r) (+0.15 there)."""
+    groups = [("normal", [1.0, 0.0, 1.0, 0.0], [0.3, 1.5, 0.4, 1.6]),
+              ("hard_low", [0.0, -0.05, 0.0, 0.0], [0.3, 0.5, 0.35, 0.4])]
+    data = compute_advantage(make_batch(groups), adv_estimator="grpo", norm_adv_by_std_in_grpo=True, config=None)
+    mask = data.batch["response_mask"]
+    before = data.batch["advantages"].clone()
+    verifier = np.array([1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert before[5][mask[5].bool()][0] < -1.0  # verl's A(R) from the shaped score
+    result = apply_dipo(data, primed_dipo(alpha=ALPHA), verifier_rewards=verifier)
+    after = data.batch["advantages"]
+    assert result.step.realloc.fired.tolist() == [False, True] and result.flat.tolist() == [False] * 4 + [True] * 4
+    expected = ALPHA * torch.tensor([-0.5, 1.5, -0.5, -0.5])  # the max-PPL (overlong) sample rewarded
+    torch.testing.assert_close(after[4:], expected.unsqueeze(-1) * mask[4:], atol=1e-5, rtol=0)
+    assert torch.equal(after[:4], before[:4])  # verifier-varying group: verl's A(R) bit for bit
+    # the ablation keeps the shaped A(R): the chosen sample's advantage stays negative
+    ablation = compute_advantage(make_batch(groups), adv_estimator="grpo", norm_adv_by_std_in_grpo=True, config=None)
+    apply_dipo(ablation, primed_dipo(alpha=ALPHA, shaped_flat_groups=True), verifier_rewards=verifier)
+    assert ablation.batch["advantages"][5][mask[5].bool()][0] < -1.0
+
+
+def test_queue_sees_evicted_groups_in_the_same_queue_batch_as_the_step(fake_tq):
+    """Step 1 samples GROUPS[:4]; the DiPO-aware filter evicts 'hardhigh' (BRR would not fire there) and the
+    advantage pass sees the three others. The trainer's queue equals the core's fed all 16 rows as one batch."""
+    trainer = bare_trainer(config(FILTER_ON))
+    trainer.dipo.queue.push(PRIOR_LOGPPL, PRIOR_CORRECT)
+    buffer = trainer.replay_buffer = trainer._build_replay_buffer()
+    keys, rows, tags = trajectory_rows(GROUPS[:4])
+    fake_tq.add("train", keys, rows, tags)
+    buffer.partitions["train"] = {key: {} for key in keys}
+    buffer.finished_keys["train"] = {g[0] for g in GROUPS[:4]}
+    reasons = buffer._terminal_eviction_reasons(1, "train")
+    assert reasons[1] == {"hardhigh"}
+    buffer._evict_terminal_groups(1, "train", reasons)
+    kept = [k for k in keys if not k.startswith("hardhigh")]
+    batch = fake_tq.add("train", kept, [r for k, r in zip(keys, rows) if k in kept],
+                        [t for k, t in zip(keys, tags) if k in kept])
+    metrics: dict = {}
+    trainer._compute_advantage(batch, metrics)
+    assert metrics["dipo/queued_unkept"] == 4 and metrics["dipo/queue_size"] == len(PRIOR_LOGPPL) + 16
+
+    core = DiPO(DiPOConfig())
+    core.queue.push(PRIOR_LOGPPL, PRIOR_CORRECT)
+    core.queue.push(np.concatenate([g[2] for g in GROUPS[:4]]), np.concatenate([g[1] for g in GROUPS[:4]]) > 0)
+    engine = np.c_[trainer.dipo.queue.logppl.round(5), trainer.dipo.queue.correct]  # float32 log-PPLs
+    expected = np.c_[core.queue.logppl.round(5), core.queue.correct]
+    np.testing.assert_array_equal(engine[np.lexsort(engine.T[::-1])], expected[np.lexsort(expected.T[::-1])])
+    assert len(trainer.dipo.queue._batches) == 2  # the prior batch + this step, not three
