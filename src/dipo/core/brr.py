@@ -67,10 +67,8 @@ def classify_groups(rewards, group_ids, r_min: float = 0.0, r_max: float = 1.0, 
     gidx, n_groups = group_index(group_ids)
     if gidx.size != r.size:
         raise ValueError(f"classify_groups: {r.size} rewards but {gidx.size} group ids")
-    all_low = np.ones(n_groups, dtype=bool)
-    all_high = np.ones(n_groups, dtype=bool)
-    np.logical_and.at(all_low, gidx, r <= r_min + tol)
-    np.logical_and.at(all_high, gidx, r >= r_max - tol)
+    all_low = np.bincount(gidx, weights=~(r <= r_min + tol), minlength=n_groups) == 0
+    all_high = np.bincount(gidx, weights=~(r >= r_max - tol), minlength=n_groups) == 0
     kinds = np.where(all_low, "hard", np.where(all_high, "easy", "normal")).astype(object)
     return gidx, kinds
 
@@ -118,13 +116,13 @@ def reallocate_rewards(
     size = np.bincount(gidx, minlength=n_groups)
     n_finite = np.bincount(gidx, weights=finite, minlength=n_groups)
 
-    # max-PPL sample per group (first index on ties), over finite log-PPLs only
+    # max-PPL sample per group (first index on ties), over finite log-PPLs only; O(N), no sort
     lp_or_neg = np.where(finite, lp, -np.inf)
-    order = np.lexsort((np.arange(lp.size), -lp_or_neg, gidx))  # by group, then PPL desc, then index
-    first_of_group = np.ones(order.size, dtype=bool)
-    first_of_group[1:] = gidx[order][1:] != gidx[order][:-1]
-    argmax = np.full(n_groups, -1, dtype=np.int64)
-    argmax[gidx[order][first_of_group]] = order[first_of_group]
+    group_max = np.full(n_groups, -np.inf)
+    np.maximum.at(group_max, gidx, lp_or_neg)
+    at_max = np.flatnonzero(lp_or_neg == group_max[gidx])
+    argmax = np.full(n_groups, lp.size, dtype=np.int64)
+    np.minimum.at(argmax, gidx[at_max], at_max)  # every group has a sample at its max
 
     candidate = (size >= 2) & (n_finite >= 1)
     want_hard = (kinds == "hard") & hard_groups & candidate

@@ -16,9 +16,9 @@ class PerplexityQueue:
     batch (``push(..., new_batch=True)``) and the refill rounds join it (``new_batch=False``).
     Memory is bounded by ``num_batches`` batches. NaN log-PPLs (empty completions) are dropped on push.
 
-    Besides the batches in push order, the queue keeps its history sorted by log-PPL (``sorted()``):
-    each push merges the new samples in (O(n + m log m)) instead of re-sorting the whole queue, so
-    PSD costs no sort per step.
+    Besides the batches in push order, the queue keeps each batch sorted by log-PPL: a push sorts
+    only its new samples, and ``sorted()`` merges the sorted batches (O(n)) instead of re-sorting
+    the whole window for PSD every step.
 
     The state round-trips through ``state_dict()`` / ``load_state_dict()`` (plain lists, JSON- and
     torch.save-friendly) so a resumed run continues with the same queue.
@@ -28,12 +28,9 @@ class PerplexityQueue:
         if not isinstance(num_batches, int) or isinstance(num_batches, bool) or num_batches < 1:
             raise ValueError(f"PerplexityQueue.num_batches={num_batches!r}: must be an integer >= 1")
         self.num_batches = num_batches
-        self._batches: deque[tuple[np.ndarray, np.ndarray]] = deque()
-        self._first_batch = 0  # serial number of self._batches[0]
-        # Sorted history: log-PPL ascending, labels and batch serial numbers in the same order.
-        self._sorted_lp = np.zeros(0)
-        self._sorted_ok = np.zeros(0, dtype=bool)
-        self._sorted_batch = np.zeros(0, dtype=np.int64)
+        self._batches: deque[tuple[np.ndarray, np.ndarray]] = deque()         # push order
+        self._sorted_batches: deque[tuple[np.ndarray, np.ndarray]] = deque()  # each sorted by log-PPL
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None             # merged window, until next push
 
     def push(self, logppl, correct, new_batch: bool = True) -> None:
         """Add ``logppl`` [N] floats with ``correct`` [N] bools (or 0/1).
@@ -47,41 +44,36 @@ class PerplexityQueue:
         if lp.shape != ok.shape:
             raise ValueError(f"PerplexityQueue.push: logppl has {lp.size} values but correct has {ok.size}")
         keep = np.isfinite(lp)
-        lp, ok = lp[keep], ok[keep]
+        if not keep.all():
+            lp, ok = lp[keep], ok[keep]
+        else:
+            lp, ok = lp.copy(), ok.copy()  # the caller may reuse its buffers
+        order = np.argsort(lp)
+        lp_sorted, ok_sorted = lp[order], ok[order]
         if new_batch or not self._batches:
             self._batches.append((lp, ok))
+            self._sorted_batches.append((lp_sorted, ok_sorted))
             if len(self._batches) > self.num_batches:
                 self._batches.popleft()
-                self._first_batch += 1
-                stay = self._sorted_batch >= self._first_batch
-                self._sorted_lp, self._sorted_ok = self._sorted_lp[stay], self._sorted_ok[stay]
-                self._sorted_batch = self._sorted_batch[stay]
+                self._sorted_batches.popleft()
         else:
             last_lp, last_ok = self._batches[-1]
             self._batches[-1] = (np.concatenate((last_lp, lp)), np.concatenate((last_ok, ok)))
-        self._merge(lp, ok, self._first_batch + len(self._batches) - 1)
-
-    def _merge(self, lp: np.ndarray, ok: np.ndarray, batch: int) -> None:
-        """Merge new samples into the sorted history (new samples go after equal old values)."""
-        order = np.argsort(lp, kind="stable")
-        new_lp, new_ok = lp[order], ok[order]
-        at = np.searchsorted(self._sorted_lp, new_lp, side="right") + np.arange(new_lp.size)
-        size = self._sorted_lp.size + new_lp.size
-        is_new = np.zeros(size, dtype=bool)
-        is_new[at] = True
-        merged_lp = np.empty(size)
-        merged_ok = np.empty(size, dtype=bool)
-        merged_batch = np.empty(size, dtype=np.int64)
-        merged_lp[at], merged_ok[at], merged_batch[at] = new_lp, new_ok, batch
-        old = ~is_new
-        merged_lp[old], merged_ok[old], merged_batch[old] = self._sorted_lp, self._sorted_ok, self._sorted_batch
-        self._sorted_lp, self._sorted_ok, self._sorted_batch = merged_lp, merged_ok, merged_batch
+            self._sorted_batches[-1] = _merge_sorted([self._sorted_batches[-1], (lp_sorted, ok_sorted)])
+        self._sorted = None
 
     def sorted(self) -> tuple[np.ndarray, np.ndarray]:
-        """``([n] log-PPLs ascending, [n] labels in the same order)``; read-only views, no copy."""
-        lp, ok = self._sorted_lp.view(), self._sorted_ok.view()
-        lp.flags.writeable = ok.flags.writeable = False
-        return lp, ok
+        """``([n] log-PPLs ascending, [n] labels in the same order)`` over the whole window.
+
+        Each batch is sorted once when pushed; the window is a merge of those sorted runs (O(n) per
+        step rather than an O(n log n) re-sort), cached until the next push. Equal log-PPLs come in
+        no particular order (PSD does not depend on it). Read-only arrays.
+        """
+        if self._sorted is None:
+            lp, ok = _merge_sorted(list(self._sorted_batches))
+            lp.flags.writeable = ok.flags.writeable = False
+            self._sorted = (lp, ok)
+        return self._sorted
 
     @property
     def logppl(self) -> np.ndarray:
@@ -94,7 +86,7 @@ class PerplexityQueue:
         return np.concatenate([b[1] for b in self._batches]) if self._batches else np.zeros(0, dtype=bool)
 
     def __len__(self) -> int:
-        return self._sorted_lp.size
+        return sum(b[0].size for b in self._batches)
 
     def state_dict(self) -> dict:
         return {
@@ -116,3 +108,15 @@ class PerplexityQueue:
         self.__init__(self.num_batches)
         for b in batches:
             self.push(b["logppl"], b["correct"])
+
+
+def _merge_sorted(runs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Merge runs ``(log-PPLs ascending, labels)`` into one: a stable sort of the runs laid end to
+    end, which numpy's timsort does by merging the runs, in O(n log(number of runs)))."""
+    if not runs:
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    if len(runs) == 1:
+        return runs[0]
+    lp = np.concatenate([r[0] for r in runs])
+    merge = np.argsort(lp, kind="stable")
+    return lp[merge], np.concatenate([r[1] for r in runs])[merge]

@@ -105,7 +105,7 @@ class DiPO:
             )
         if push:
             self.queue.push(to_numpy(lp), correct, new_batch=new_batch)
-        split = split_perplexity_space(self.queue.logppl, self.queue.correct, cfg.confidence)
+        split = split_perplexity_space(*self.queue.sorted(), cfg.confidence, presorted=True)
         realloc = reallocate_rewards(
             vr, lp, group_ids, split,
             group_rule=cfg.group_rule,
