@@ -13,7 +13,6 @@ Writes OUTPUT/results.json (metrics), OUTPUT/samples.jsonl (every sample) and pr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -109,9 +108,10 @@ def _load_model(args):
     return model, tokenizer
 
 
-def run(args) -> dict:
+def run(args, out: Path | None = None) -> dict:
+    """Evaluate every benchmark; with `out`, results so far are written after each one."""
     from dipo.eval.generation import VLLMGenerator, vllm_available
-    from dipo.eval.harness import evaluate_bfcl, evaluate_math
+    from dipo.eval.harness import evaluate_bfcl, evaluate_math, write_eval_outputs
 
     maths, bfcl = parse_benchmarks(args.benchmarks)
     maths, classification = classification_cli.split_specs(maths)
@@ -152,6 +152,8 @@ def run(args) -> dict:
                           generate_fn=vllm_fn(args.temperature, args.max_new_tokens) if use_vllm else None)
         samples += [{"benchmark": name, **r} for r in m.pop("records")]
         results["math"][name] = m
+        if out is not None:
+            write_eval_outputs(out, results, samples)
     if math_rows:
         keys = [f"mean@{args.k}", f"maj@{args.k}", f"pass@{args.k}"]
         results["math_average"] = {key: sum(m[key] for m in results["math"].values()) / len(math_rows) for key in keys}
@@ -180,17 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model:
         print("dipo eval: --model is required", file=sys.stderr)
         return 2
+    from dipo.eval.harness import write_eval_outputs
+
+    out = Path(args.output or Path("eval_results") / Path(args.model.rstrip("/")).name)
     try:
-        results, samples = run(args)
+        results, samples = run(args, out)
     except (ValueError, FileNotFoundError) as exc:
         print(f"dipo eval: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.output or Path("eval_results") / Path(args.model.rstrip("/")).name)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    with open(out / "samples.jsonl", "w") as f:
-        for record in samples:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    write_eval_outputs(out, results, samples)
     print(format_table(results))
     print(f"\nresults: {out / 'results.json'}  samples: {out / 'samples.jsonl'}")
     return 0

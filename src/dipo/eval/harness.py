@@ -1,10 +1,17 @@
 """Generation + scoring on maths benchmarks and BFCL, for `dipo eval` and for in-training
 held-out evaluation (`evaluate_math(model, tokenizer, rows, ...)` on a model already in memory).
+
+Scoring never stops on a sample: whatever a model wrote scores 0 or 1 (rewards' guarantees, see
+docs/rewards.md), samples whose grading hit the deadline or whose BFCL entry could not be checked
+are counted in the results, and `write_eval_outputs` writes any text (lone surrogates included).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +19,7 @@ import numpy as np
 from dipo.data.prompts import math_prompt, render_prompt
 from dipo.eval.generation import Completion, generate_transformers
 from dipo.eval.metrics import majority_votes, mean_at_k, mean_pass_at_k, vote_accuracy
-from dipo.rewards import bfcl_ast_check, default_grader, extract_boxed
+from dipo.rewards import BFCLResult, bfcl_ast_check, default_grader, extract_boxed
 
 # (prompts, k) -> k completions per prompt; lets callers plug in vLLM or a fake generator.
 GenerateFn = Callable[[list[str], int], list[list[Completion]]]
@@ -40,6 +47,7 @@ def _default_generate(model, tokenizer, temperature, top_p, max_new_tokens, batc
 def score_math(rows: Sequence[dict], completions: Sequence[Sequence[Completion]], k: int, grader=None) -> dict:
     """mean@k, maj@k, pass@k (and pass@1) plus per-sample records for generated completions."""
     grader = grader or default_grader()
+    timeouts, crashes = grader.timeouts, grader.crashes
     answers = [[extract_boxed(c.text) for c in samples] for samples in completions]
     flat = grader.grade([(a, str(row["answer"])) for row, group in zip(rows, answers) for a in group])
     correct, pos = [], 0
@@ -64,6 +72,9 @@ def score_math(rows: Sequence[dict], completions: Sequence[Sequence[Completion]]
         "answered": float(np.mean([a is not None for group in answers for a in group])),
         "mean_length": float(np.mean(lengths)),
         "truncated": float(np.mean([s.truncated for group in completions for s in group])),
+        # items scored 0 because grading (or majority-vote comparisons) passed the deadline or crashed
+        "grading_timeouts": grader.timeouts - timeouts,
+        "grading_crashes": grader.crashes - crashes,
         "records": records,
     }
 
@@ -77,7 +88,8 @@ def evaluate_math(model: Any, tokenizer: Any, rows: Sequence[dict], k: int = 8, 
     rows: dicts with `answer` and `prompt` (text, or chat messages rendered with the tokenizer's
     template) or `problem` (`dipo.data.load_math_dataset` rows work as they are).
     Returns `{"n", "k", "mean@k", "maj@k", "pass@k", "pass@1", "accuracy" (= mean@k),
-    "answered", "mean_length", "truncated", "records"}` with one record per sample.
+    "answered", "mean_length", "truncated", "grading_timeouts", "grading_crashes", "records"}`
+    with one record per sample.
     """
     rows = list(rows)
     if not rows:
@@ -94,7 +106,8 @@ def evaluate_bfcl(model: Any, tokenizer: Any, rows: Sequence[dict], max_new_toke
     """BFCL AST accuracy (one completion per entry, greedy by default, as BFCL does) per
     category and overall. rows: `dipo.data.load_bfcl` rows (any mix of categories).
     Returns `{"categories": {name: {"n", "accuracy"}}, "overall" (unweighted mean over
-    categories), "micro" (over all entries), "records"}`."""
+    categories), "micro" (over all entries), "errors" (entries scored 0 because the check
+    itself failed: a malformed entry, or model output the checker could not handle), "records"}`."""
     rows = list(rows)
     if not rows:
         raise ValueError("evaluate_bfcl: no rows")
@@ -104,11 +117,43 @@ def evaluate_bfcl(model: Any, tokenizer: Any, rows: Sequence[dict], max_new_toke
     completions = generate(prompts, 1)
     records, by_category = [], {}
     for row, samples in zip(rows, completions):
-        result = bfcl_ast_check(row["functions"], samples[0].text, row["possible_answer"], row["category"])
+        result = _check_bfcl_entry(row, samples[0].text)
         by_category.setdefault(row["category"], []).append(result.valid)
         records.append({"id": row["id"], "category": row["category"], "valid": result.valid,
                         "error_type": result.error_type, "errors": result.errors[:3], "completion": samples[0].text})
     categories = {c: {"n": len(v), "accuracy": float(np.mean(v))} for c, v in by_category.items()}
     return {"categories": categories,
             "overall": float(np.mean([c["accuracy"] for c in categories.values()])),
-            "micro": float(np.mean([r["valid"] for r in records])), "records": records}
+            "micro": float(np.mean([r["valid"] for r in records])),
+            "errors": sum(r["error_type"] in _CHECK_ERRORS for r in records), "records": records}
+
+
+_CHECK_ERRORS = ("checker_error", "entry_error")
+
+
+def _check_bfcl_entry(row: dict, text: Any) -> BFCLResult:
+    """bfcl_ast_check, with a malformed entry (which it refuses with ValueError) scored invalid."""
+    try:
+        return bfcl_ast_check(row["functions"], text, row["possible_answer"], row["category"])
+    except (ValueError, KeyError, TypeError) as exc:
+        return BFCLResult(False, [f"entry {row.get('id', '?')} cannot be checked: {exc}"], "entry_error")
+
+
+def _json_line(record: dict) -> bytes:
+    # Text a model wrote may hold lone surrogates (e.g. \ud800), which UTF-8 cannot encode:
+    # write them as JSON escapes, which json.loads reads back unchanged.
+    return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+
+
+def write_eval_outputs(out: str | Path, results: dict, samples: Sequence[dict]) -> tuple[Path, Path]:
+    """Write `out/results.json` and `out/samples.jsonl` (one JSON object per sample), each to a
+    temporary file renamed into place, so a crash never leaves a torn file. Returns both paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = out / "results.json", out / "samples.jsonl"
+    contents = (json.dumps(results, indent=2).encode("utf-8"), b"".join(_json_line(r) for r in samples))
+    for path, data in zip(paths, contents):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return paths

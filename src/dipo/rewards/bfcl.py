@@ -21,6 +21,12 @@ measures the agreement with the official code on the real BFCL files. The rules,
   element by element), and every expected parameter not marked optional (`""`) is given.
 Known BFCL quirks are kept on purpose (e.g. an empty list passes an optional list parameter),
 so scores are comparable with the leaderboard's.
+
+Bounds on model output: text longer than `MAX_OUTPUT_CHARS` does not decode; decoding and
+checking are linear in the text's length (no backtracking patterns, arithmetic folding refuses
+results over `MAX_FOLDED_BITS` bits); anything that goes wrong inside decoding or checking,
+including nesting too deep for Python's recursion limit and integers too long to print, is a
+failed check, never an exception.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from typing import Any
 _PYTHON_TYPES = {"string": str, "integer": int, "float": float, "boolean": bool, "array": list,
                  "tuple": list, "dict": dict, "any": str}
 _NESTED_TYPES = ("array", "tuple")
+MAX_OUTPUT_CHARS = 100_000  # a function call is short; longer model output does not decode
+MAX_FOLDED_BITS = 4_096  # arithmetic folded in arguments stops at this size (2**4096 ~ 1e1233)
 
 
 class ToolCallParseError(ValueError):
@@ -60,10 +68,20 @@ def _fail(error_type: str, message: str) -> BFCLResult:
     return BFCLResult(False, [message], error_type)
 
 
+def _show(value: Any, limit: int = 200) -> str:
+    """repr() for messages, shortened, and safe on values repr() refuses (a 5,000-digit int)
+    or cannot reach the end of (deep nesting)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError, MemoryError):
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 # ---------------------------------------------------------------------------------------------
 # Decoding model output
 # ---------------------------------------------------------------------------------------------
-_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+_OPEN, _CLOSE = "<tool_call>", "</tool_call>"
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 
@@ -83,10 +101,15 @@ def _fold_arithmetic(node: ast.AST) -> Any:
         if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > 10**6):
             raise ToolCallParseError("exponent too large in argument")
         try:
-            return _BINOPS[type(node.op)](left, right)
+            value = _BINOPS[type(node.op)](left, right)
         except (ArithmeticError, ValueError) as exc:
             raise ToolCallParseError(f"bad arithmetic in argument: {exc}") from exc
-    raise ToolCallParseError(f"unsupported expression in argument: {ast.unparse(node)}")
+        if isinstance(value, int) and value.bit_length() > MAX_FOLDED_BITS:
+            raise ToolCallParseError("arithmetic result too large in argument")
+        if isinstance(value, str) and len(value) > MAX_OUTPUT_CHARS:
+            raise ToolCallParseError("string concatenation too long in argument")
+        return value
+    raise ToolCallParseError(f"unsupported expression in argument: {type(node).__name__}")
 
 
 def _literal(node: ast.AST) -> Any:
@@ -130,6 +153,8 @@ def parse_python_calls(text: str) -> list[dict[str, dict]]:
     """Decode `[f(a=1), g(b=2)]` (or a single call) into `[{"f": {"a": 1}}, {"g": {"b": 2}}]`,
     like BFCL's prompting decoder: outer backticks, newlines and spaces are stripped, missing
     brackets are added, keyword arguments are kept."""
+    if len(text) > MAX_OUTPUT_CHARS:
+        raise ToolCallParseError(f"output longer than {MAX_OUTPUT_CHARS} characters")
     text = text.strip("`\n ")
     if not text.startswith("["):
         text = "[" + text
@@ -138,7 +163,7 @@ def parse_python_calls(text: str) -> list[dict[str, dict]]:
     try:
         tree = ast.parse(text.strip().strip("'"), mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
-        raise ToolCallParseError(f"not Python call syntax: {exc}") from exc
+        raise ToolCallParseError(f"not Python call syntax: {type(exc).__name__}") from exc
     body = tree.body
     if isinstance(body, ast.Call):
         body = ast.List(elts=[body])
@@ -147,46 +172,62 @@ def parse_python_calls(text: str) -> list[dict[str, dict]]:
     calls = []
     for element in body.elts:
         if not isinstance(element, ast.Call):
-            raise ToolCallParseError(f"not a function call: {ast.unparse(element)}")
+            raise ToolCallParseError(f"not a function call: {type(element).__name__}")
         try:
             calls.append(_call(element))
         except ToolCallParseError:
             raise
-        except (TypeError, ValueError, OverflowError, RecursionError) as exc:  # e.g. {[1]: 2}, huge literals
-            raise ToolCallParseError(f"bad argument: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - e.g. {[1]: 2}, huge literals, deep nesting
+            raise ToolCallParseError(f"bad argument: {type(exc).__name__}") from exc
     return calls
 
 
 def _json_call(obj: Any) -> dict[str, dict]:
     if not isinstance(obj, dict):
-        raise ToolCallParseError(f"tool call is not a JSON object: {obj!r}")
+        raise ToolCallParseError(f"tool call is not a JSON object: {_show(obj)}")
     if "name" in obj:
         args = obj.get("arguments", obj.get("parameters", {}))
         if isinstance(args, str):
             try:
                 args = json.loads(args)
-            except json.JSONDecodeError as exc:
-                raise ToolCallParseError(f"arguments are not JSON: {exc}") from exc
+            except (ValueError, RecursionError) as exc:  # also too-long integers, deep nesting
+                raise ToolCallParseError(f"arguments are not JSON: {type(exc).__name__}") from exc
         if not isinstance(obj["name"], str) or not isinstance(args, dict):
             raise ToolCallParseError("tool call needs a string name and an object of arguments")
         return {obj["name"]: args}
     if len(obj) == 1 and isinstance(next(iter(obj.values())), dict):
         return dict(obj)  # already {name: {param: value}}
-    raise ToolCallParseError(f"tool call has no name: {obj!r}")
+    raise ToolCallParseError(f"tool call has no name: {_show(obj)}")
+
+
+def tool_call_blocks(text: str) -> list[str]:
+    """Contents of the `<tool_call>...</tool_call>` blocks of `text`, as
+    `re.findall(r"<tool_call>(.*?)</tool_call>", text, re.DOTALL)` gives them, in linear time
+    (that pattern is quadratic on many unclosed tags)."""
+    blocks, pos = [], 0
+    while (start := text.find(_OPEN, pos)) >= 0:
+        end = text.find(_CLOSE, start + len(_OPEN))
+        if end < 0:
+            break
+        blocks.append(text[start + len(_OPEN) : end])
+        pos = end + len(_CLOSE)
+    return blocks
 
 
 def parse_json_tool_calls(text: str) -> list[dict[str, dict]]:
     """Calls in `<tool_call>...</tool_call>` blocks, each holding one or more JSON objects
     (`{"name": ..., "arguments"|"parameters": {...}}`, one per line or a JSON list)."""
+    if len(text) > MAX_OUTPUT_CHARS:
+        raise ToolCallParseError(f"output longer than {MAX_OUTPUT_CHARS} characters")
     calls: list[dict[str, dict]] = []
     decoder = json.JSONDecoder()
-    for block in _TOOL_CALL.findall(text):
+    for block in tool_call_blocks(text):
         block, pos = block.strip(), 0
         while pos < len(block):
             try:
                 obj, end = decoder.raw_decode(block, pos)
-            except json.JSONDecodeError as exc:
-                raise ToolCallParseError(f"invalid JSON in <tool_call>: {exc}") from exc
+            except (ValueError, RecursionError) as exc:  # also too-long integers, deep nesting
+                raise ToolCallParseError(f"invalid JSON in <tool_call>: {type(exc).__name__}") from exc
             calls.extend(_json_call(o) for o in (obj if isinstance(obj, list) else [obj]))
             pos = end
             while pos < len(block) and block[pos] in " \t\r\n,":
@@ -201,7 +242,7 @@ def parse_function_calls(output: Any) -> list[dict[str, dict]]:
     calls already parsed (`{name: {...}}` or `{"name": ..., "arguments": {...}}`).
     Raises ToolCallParseError when it is none of these."""
     if isinstance(output, str):
-        if "<tool_call>" in output:
+        if _OPEN in output:
             return parse_json_tool_calls(output)
         return parse_python_calls(output)
     if isinstance(output, dict):
@@ -251,18 +292,18 @@ def _check_type(param: str, value: Any, allowed: list, type_name: str, expected:
             if type(option) is not list or all(
                     _check_type(param, item, option, str(item_type), item_type, None)[0].valid for item in value):
                 return _OK, is_variable
-        return _fail("type_error:nested", f"Nested type check failed for {param!r}: expected {type_name} of "
-                     f"{item_type.__name__}, got {value!r}."), is_variable
+        return _fail("type_error:nested", f"Nested type check failed for {_show(param)}: expected {type_name} of "
+                     f"{item_type.__name__}, got {_show(value)}."), is_variable
     if answer_type is not None and type(value) is answer_type:
         return _OK, True
-    return _fail("type_error:simple", f"Incorrect type for parameter {param!r}: expected {type_name}, "
-                 f"got {type(value).__name__} ({value!r})."), is_variable
+    return _fail("type_error:simple", f"Incorrect type for parameter {_show(param)}: expected {type_name}, "
+                 f"got {type(value).__name__} ({_show(value)})."), is_variable
 
 
 def _check_string(param: str, value: str, allowed: list) -> BFCLResult:
     if standardize_string(value) in [standardize_string(a) for a in allowed if type(a) is str]:
         return _OK
-    return _fail("value_error:string", f"Invalid value for {param!r}: {value!r}; expected one of {allowed}.")
+    return _fail("value_error:string", f"Invalid value for {_show(param)}: {_show(value)}; expected one of {allowed}.")
 
 
 def _check_list(param: str, value: list, allowed: list) -> BFCLResult:
@@ -270,36 +311,36 @@ def _check_list(param: str, value: list, allowed: list) -> BFCLResult:
     options = [[_std(x) for x in option] for option in allowed]
     if [_std(x) for x in value] in options:
         return _OK
-    return _fail("value_error:list/tuple", f"Invalid value for {param!r}: {value!r}; expected one of {allowed}.")
+    return _fail("value_error:list/tuple", f"Invalid value for {_show(param)}: {_show(value)}; expected one of {allowed}.")
 
 
 def _check_dict(param: str, value: dict, allowed: list) -> BFCLResult:
-    result = _fail("dict_checker:unclear", f"No allowed dict for {param!r}.")
+    result = _fail("dict_checker:unclear", f"No allowed dict for {_show(param)}.")
     for option in allowed:
         if option == "":
             continue
         result = _OK
         for key, item in value.items():
             if key not in option:
-                result = _fail("value_error:dict_key", f"Unexpected dict key {key!r} in {param!r}.")
+                result = _fail("value_error:dict_key", f"Unexpected dict key {_show(key)} in {_show(param)}.")
                 break
             if _std(item) not in [_std(a) for a in option[key]]:
-                result = _fail("value_error:dict_value", f"Invalid value for {param!r}[{key!r}]: {item!r}.")
+                result = _fail("value_error:dict_value", f"Invalid value for {_show(param)}[{_show(key)}]: {_show(item)}.")
                 break
         if result.valid:
             missing = [k for k, v in option.items() if k not in value and "" not in v]
             if missing:
-                result = _fail("value_error:dict_key", f"Missing dict key {missing[0]!r} in {param!r}.")
+                result = _fail("value_error:dict_key", f"Missing dict key {missing[0]!r} in {_show(param)}.")
         if result.valid:
             return _OK
     return result
 
 
 def _check_list_of_dicts(param: str, value: list, allowed: list) -> BFCLResult:
-    result = _fail("list_dict_checker:unclear", f"No allowed list of dicts for {param!r}.")
+    result = _fail("list_dict_checker:unclear", f"No allowed list of dicts for {_show(param)}.")
     for option in allowed:  # "" has length 0, so an empty list matches an optional parameter
         if len(value) != len(option):
-            result = _fail("value_error:list_dict_count", f"Wrong number of dicts in {param!r}.")
+            result = _fail("value_error:list_dict_count", f"Wrong number of dicts in {_show(param)}.")
             continue
         failed = next((r for r in (_check_dict(param, item, [expected]) for item, expected in zip(value, option))
                        if not r.valid), None)
@@ -330,10 +371,10 @@ def check_call(function: dict, call: dict[str, dict], answer: dict[str, dict]) -
     properties = spec.get("properties", {})
     for param in spec.get("required", []):
         if param not in params:
-            return _fail("simple_function_checker:missing_required", f"Missing required parameter {param!r}.")
+            return _fail("simple_function_checker:missing_required", f"Missing required parameter {_show(param)}.")
     for param, value in params.items():
         if param not in properties or param not in allowed:
-            return _fail("simple_function_checker:unexpected_param", f"Unexpected parameter {param!r}.")
+            return _fail("simple_function_checker:unexpected_param", f"Unexpected parameter {_show(param)}.")
         type_name = properties[param]["type"]
         expected = _PYTHON_TYPES[type_name]
         item_type = _PYTHON_TYPES[properties[param]["items"]["type"]] if type_name in _NESTED_TYPES else None
@@ -360,10 +401,10 @@ def check_call(function: dict, call: dict[str, dict], answer: dict[str, dict]) -
                     return result
                 continue
         if value not in allowed[param]:
-            return _fail("value_error:others", f"Invalid value for {param!r}: {value!r}; expected one of {allowed[param]}.")
+            return _fail("value_error:others", f"Invalid value for {_show(param)}: {_show(value)}; expected one of {allowed[param]}.")
     for param, values in allowed.items():
         if param not in params and "" not in values:
-            return _fail("simple_function_checker:missing_optional", f"Expected parameter {param!r} not given.")
+            return _fail("simple_function_checker:missing_optional", f"Expected parameter {_show(param)} not given.")
     return _OK
 
 
@@ -398,13 +439,17 @@ def bfcl_ast_check(functions: list[dict] | dict, output: Any, possible_answer: l
     functions: the entry's `function` list; output: raw model text or parsed calls;
     possible_answer: the entry's `ground_truth` (list of `{name: {param: [allowed]}}`; None
     for irrelevance); category: e.g. "simple_python", "multiple", "parallel",
-    "live_parallel_multiple", "irrelevance". Never raises on model output."""
+    "live_parallel_multiple", "irrelevance". Never raises on model output (whatever goes wrong
+    decoding or checking it is a failed check); raises ValueError only for a bad entry: a Java or
+    JavaScript category, or no `possible_answer` where the category needs one."""
     if "java" in category:
         raise ValueError(f"category {category!r}: only Python categories are supported")
     try:
         calls = parse_function_calls(output)
-    except (ToolCallParseError, RecursionError, MemoryError) as exc:
+    except ToolCallParseError as exc:
         calls, decode_error = None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - whatever the model wrote, it failed to decode
+        calls, decode_error = None, type(exc).__name__
     if "relevance" in category:  # irrelevance: no call is right; relevance: any call is
         has_call = calls is not None and not _is_empty(calls)
         if ("irrelevance" in category) != has_call:

@@ -6,7 +6,10 @@ Two kinds of rows are supported, told apart by their columns:
 - ToolRL and testbed rows (`answer`: the gold `<tool_call>` text as in
   `../shared/data/tool/rlla_*.jsonl`, bare JSON call(s), or calls already parsed): 1.0 when the completion calls the same functions with the
   same arguments (any order), else 0.0. A gold without `<tool_call>` means "answer without
-  calling a tool".
+  calling a tool": the completion scores 1.0 only with a real answer, as ToolRL's format rules
+  ask: no `<tool_call>`/`</tool_call>` tag at all, and a `<response>...</response>` block (when
+  the gold has one; otherwise the text outside `<think>`) holding at least one letter or digit.
+  The empty string, NUL bytes or bare tags score 0.
 
 `partial_credit=True` gives the ToolRL-style shaped reward (Qian et al., 2025) rescaled to 0..1:
 `format_weight * format + (1 - format_weight) * (name + keys + values) / 3`, where `format` is 1
@@ -14,21 +17,61 @@ when the completion has a `<think>` block and a `<tool_call>` block exactly when
 calls, `name` is the multiset Jaccard overlap of called function names, and `keys` / `values`
 are, over gold calls paired greedily with predicted calls of the same name, the Jaccard overlap of
 argument names and the fraction of gold arguments given the gold value, divided by
-max(#gold, #predicted) calls. Bad or unparsable output scores 0 on the parts it fails.
+max(#gold, #predicted) calls. When the gold makes no call, `format` and the correctness term
+also need the real answer described above. Bad or unparsable output scores 0 on the parts it
+fails.
+
+Every reward returns a number for any completion and never raises on model output: output longer
+than `MAX_OUTPUT_CHARS` scores 0, parsing is linear in the output's length, and an unexpected
+error while scoring one completion scores it 0 and is counted (`reward_errors()`) and logged.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dipo.rewards.bfcl import ToolCallParseError, bfcl_ast_check, parse_function_calls
+from dipo.rewards.bfcl import MAX_OUTPUT_CHARS, ToolCallParseError, bfcl_ast_check, parse_function_calls
 from dipo.rewards.maths import completion_text
 
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+logger = logging.getLogger(__name__)
+_ERRORS = {"count": 0}
+
+
+def reward_errors() -> int:
+    """How many completions the tool rewards scored 0 because scoring them raised (process-wide)."""
+    return _ERRORS["count"]
+
+
+def _block(text: str, tag: str) -> str | None:
+    """Content of the first `<tag>...</tag>` block, or None (like a lazy DOTALL regex search,
+    in linear time)."""
+    start = text.find(f"<{tag}>")
+    if start < 0:
+        return None
+    end = text.find(f"</{tag}>", start + len(tag) + 2)
+    return None if end < 0 else text[start + len(tag) + 2 : end]
+
+
+def _has_words(text: str) -> bool:
+    return any(char.isalnum() for char in text)
+
+
+def answers_without_call(text: str, gold_answer: Any) -> bool:
+    """Whether `text` is a real answer that calls no tool (see the module doc): no tool-call
+    tag, and a `<response>` block (if the gold has one; else the text outside `<think>`) with at
+    least one letter or digit."""
+    if "<tool_call>" in text or "</tool_call>" in text or len(text) > MAX_OUTPUT_CHARS:
+        return False
+    if isinstance(gold_answer, str) and "<response>" in gold_answer:
+        response = _block(text, "response")
+        return response is not None and _has_words(response)
+    think = _block(text, "think")
+    outside = text if think is None else text.replace(f"<think>{think}</think>", "", 1)
+    return _has_words(outside)
 
 
 def _gold_calls(answer: Any) -> list[tuple[str, dict]]:
@@ -45,12 +88,24 @@ def _gold_calls(answer: Any) -> list[tuple[str, dict]]:
 
 
 def _predicted_calls(text: str) -> list[tuple[str, dict]] | None:
+    """The completion's `<tool_call>` calls; [] without the tag, None when they do not decode."""
     if "<tool_call>" not in text:
         return []
     try:
         return [next(iter(c.items())) for c in parse_function_calls(text)]
     except ToolCallParseError:
         return None
+
+
+def _safely(score: Callable[..., float], *args: Any) -> float:
+    """score(*args), or 0.0 (counted and logged) if scoring this one completion raises."""
+    try:
+        return score(*args)
+    except Exception as exc:  # noqa: BLE001 - model output never stops a run
+        _ERRORS["count"] += 1
+        logger.warning("tool reward: scoring a completion raised %s; scored 0 (%d so far)",
+                       type(exc).__name__, _ERRORS["count"])
+        return 0.0
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -82,14 +137,17 @@ def _jaccard(a: Counter, b: Counter) -> float:
     return 1.0 if union == 0 else sum((a & b).values()) / union
 
 
-def toolrl_score(text: str, gold: list[tuple[str, dict]], format_weight: float = 0.2) -> float:
-    """ToolRL-style partial credit in 0..1 (see the module doc)."""
+def toolrl_score(text: str, gold: list[tuple[str, dict]], format_weight: float = 0.2,
+                 gold_answer: Any = None) -> float:
+    """ToolRL-style partial credit in 0..1 (see the module doc). `gold_answer`: the raw gold,
+    read when `gold` has no call (does it ask for a `<response>` block?)."""
     pred = _predicted_calls(text)
     has_block = "<tool_call>" in text and "</tool_call>" in text
-    format_ok = bool(_THINK.search(text)) and has_block == bool(gold) and pred is not None
+    answered = bool(gold) or answers_without_call(text, gold_answer)
+    format_ok = _block(text, "think") is not None and has_block == bool(gold) and pred is not None and answered
     pred = pred or []
-    if not gold and not pred:
-        correctness = 1.0
+    if not gold:
+        correctness = float(answered)
     else:
         names = _jaccard(Counter(n for n, _ in pred), Counter(n for n, _ in gold))
         keys = values = 0.0
@@ -117,6 +175,7 @@ def make_tool_call_reward(partial_credit: bool = False, format_weight: float = 0
         texts = [completion_text(c) for c in completions]
         if possible_answer is not None and functions is not None:
             categories = category if isinstance(category, (list, tuple)) else [category or "simple_python"] * n
+            # bfcl_ast_check never raises on model output; its ValueError names a bad entry.
             return [float(bfcl_ast_check(f, t, a, c).valid)
                     for f, t, a, c in zip(functions, texts, possible_answer, categories)]
         if answer is None:
@@ -124,14 +183,15 @@ def make_tool_call_reward(partial_credit: bool = False, format_weight: float = 0
         answers = [answer] * n if isinstance(answer, str) else list(answer)
         if len(answers) != n:
             raise ValueError(f"answer: got {len(answers)} values for {n} completions")
-        scores = []
-        for text, gold_answer in zip(texts, answers):
-            gold = _gold_calls(gold_answer)
-            if partial_credit:
-                scores.append(toolrl_score(text, gold, format_weight))
-            else:
-                scores.append(float(exact_tool_match(_predicted_calls(text), gold)))
-        return scores
+        return [_safely(_score, text, gold_answer) for text, gold_answer in zip(texts, answers)]
+
+    def _score(text: str, gold_answer: Any) -> float:
+        gold = _gold_calls(gold_answer)
+        if partial_credit:
+            return toolrl_score(text, gold, format_weight, gold_answer)
+        if not gold:
+            return float(answers_without_call(text, gold_answer))
+        return float(exact_tool_match(_predicted_calls(text), gold))
 
     reward.__name__ = "tool_call_partial_reward" if partial_credit else "tool_call_reward"
     return reward
