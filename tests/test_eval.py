@@ -125,3 +125,54 @@ def test_dipo_eval_rejects_bad_input_before_loading_a_model(tmp_path, capsys):
     assert main(["--model", str(tmp_path), "--benchmarks", "aime24", "--k", "0"]) == 2
     assert main(["--model", str(tmp_path), "--benchmarks", "aime24", "--dtype", "float99"]) == 2
     assert main(["--benchmarks", "aime24"]) == 2
+
+
+HOSTILE_SAMPLES = [rf"\boxed{{{'9' * 5_000}}}", "lone surrogate \ud800 here", "[f(a=0x" + "F" * 5_000 + ")]",
+                   '<tool_call>{"name": "f", "arguments": {"a": ' + "9" * 5_000 + "}}</tool_call>", "\x00" * 50]
+
+
+def _hostile_generator(fail_on_bfcl: bool = False):
+    def generate(model, tokenizer, prompts, k=1, desc="", **kwargs):
+        if fail_on_bfcl and desc == "bfcl":
+            raise RuntimeError("generation died")
+        return [[Completion(HOSTILE_SAMPLES[(i + j) % len(HOSTILE_SAMPLES)], 10, False) for j in range(k)]
+                for i in range(len(prompts))]
+    return generate
+
+
+def test_dipo_eval_scores_hostile_samples_zero_and_writes_them_safely(tiny_model_dir, tmp_path, monkeypatch):
+    from dipo.eval import harness
+
+    monkeypatch.setattr(harness, "generate_transformers", _hostile_generator())
+    out = tmp_path / "eval"
+    code = main(["--model", str(tiny_model_dir), "--benchmarks", "aime24,bfcl:simple_python,bfcl:irrelevance",
+                 "--k", "2", "--limit", "3", "--output", str(out), "--no-progress", "--backend", "transformers"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["math"]["aime24"]["mean@2"] == 0.0 and results["math"]["aime24"]["grading_timeouts"] == 0
+    assert results["bfcl"]["categories"]["simple_python"]["accuracy"] == 0.0 and results["bfcl"]["errors"] == 0
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(samples) == 3 * 2 + 3 + 3
+    assert any("\ud800" in s["completion"] for s in samples)  # read back exactly as the model wrote it
+
+
+def test_dipo_eval_keeps_finished_benchmarks_when_a_later_one_fails(tiny_model_dir, tmp_path, monkeypatch):
+    from dipo.eval import harness
+
+    monkeypatch.setattr(harness, "generate_transformers", _hostile_generator(fail_on_bfcl=True))
+    out = tmp_path / "eval"
+    with pytest.raises(RuntimeError, match="generation died"):
+        main(["--model", str(tiny_model_dir), "--benchmarks", "aime24,bfcl:simple_python", "--k", "2", "--limit", "2",
+              "--output", str(out), "--no-progress", "--backend", "transformers"])
+    assert list(json.loads((out / "results.json").read_text())["math"]) == ["aime24"]
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 4
+
+
+def test_bfcl_entry_that_cannot_be_checked_is_counted_not_fatal():
+    from dipo.eval import evaluate_bfcl
+
+    rows = [{"id": "j1", "category": "java", "functions": [], "possible_answer": [], "prompt": "x"},
+            {"id": "i1", "category": "irrelevance", "functions": [], "possible_answer": None, "prompt": "y"}]
+    result = evaluate_bfcl(None, None, rows, generate_fn=lambda prompts, k: [[Completion("no call", 2, False)]] * 2)
+    assert result["errors"] == 1 and result["records"][0]["error_type"] == "entry_error"
+    assert result["categories"]["irrelevance"]["accuracy"] == 1.0
