@@ -36,13 +36,14 @@ def _yaml_errors() -> tuple[type[BaseException], ...]:
     return (yaml.YAMLError,)
 
 
-def one_line(exc: BaseException) -> str:
-    """The error message on one line (an OSError as 'reason: path')."""
+def one_line(exc: BaseException, limit: int = 600) -> str:
+    """The error message on one line of at most ~`limit` characters (an OSError as 'reason: path')."""
     if isinstance(exc, OSError) and exc.strerror and exc.filename:
         text = f"{exc.strerror}: {exc.filename}"
     else:
         text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[:limit]} ... [{len(text) - limit} more characters]"
 
 
 def pop_flag(argv: list[str], flag: str) -> bool:

@@ -93,7 +93,7 @@ def format_table(results: dict) -> str:
             lines.append(f"{name:<26}{m['n']:>6}{100 * m['accuracy']:>10.1f}")
         lines.append(f"{'overall (mean of cats)':<26}{'':>6}{100 * bfcl['overall']:>10.1f}")
     if results.get("classification"):
-        lines += ["", classification_cli.format_table(results["classification"], results["config"]["k"])]
+        lines += [""] * bool(lines) + [classification_cli.format_table(results["classification"], results["config"]["k"])]
     return "\n".join(lines)
 
 

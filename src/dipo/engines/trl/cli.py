@@ -42,6 +42,9 @@ from dipo._cli_util import (
 )
 from dipo.core.config import GROUP_RULES
 from dipo.engines.trl.config import METHOD_PRESETS, METHODS, DiPOConfig
+from dipo.engines.trl.data import REWARD_FUNCTIONS
+
+REWARD_NAMES = tuple(REWARD_FUNCTIONS)  # built-in reward names; dotted import paths work too
 
 DATASET_HELP = (
     "Training prompts: 'testbed:math' or 'testbed:tool' (synthetic offline tasks), a short name of the shared "
@@ -62,7 +65,7 @@ DEPRECATED_NAMES = {
     "resume": "resume_from_checkpoint",
 }
 
-# Enumerated DiPO fields typed `str` in the config: shown (and checked) as argparse choices.
+# Enumerated DiPO fields typed `str` in the config: their choices are shown in --help.
 FIELD_CHOICES = {"method": METHODS, "group_rule": GROUP_RULES}
 
 
@@ -111,8 +114,6 @@ class TrainScriptArguments:
                 setattr(self, name, None)
         if not self.reward_funcs:
             raise ValueError("reward_funcs: empty; name at least one reward function")
-        from dipo.engines.trl.data import REWARD_FUNCTIONS
-
         unknown = [r for r in self.reward_funcs if r not in REWARD_FUNCTIONS and not re.search(r"[.:]", r)]
         if unknown:
             raise ValueError(f"reward_funcs: {unknown_message('reward', unknown, REWARD_FUNCTIONS)}; built-in "
@@ -164,8 +165,8 @@ def build_parser() -> TrainArgumentParser:
                           "debug modes (underflow_overflow, tpu_metrics_debug)"
             action.metavar = "[OPTION ...]"
             run._group_actions.append(action)
-        if action.dest in FIELD_CHOICES:
-            action.choices = FIELD_CHOICES[action.dest]
+        if action.dest in FIELD_CHOICES:  # shown only: the config's own check names the field
+            action.metavar = "{" + ",".join(FIELD_CHOICES[action.dest]) + "}"
         if action.dest == "bf16" and not torch.cuda.is_available():
             action.default = False  # TRL defaults bf16 on, which a CPU-only machine refuses
     _group_for_help(parser, run)
@@ -307,8 +308,8 @@ def _config_tokens(parser: TrainArgumentParser, config: dict, path: str) -> list
         if key in DEPRECATED_NAMES and DEPRECATED_NAMES[key] not in config:
             _deprecated(key, DEPRECATED_NAMES[key], f"{path}: ")
             key = DEPRECATED_NAMES[key]
-        if key not in actions or key in ("config", "help", "debug"):
-            valid = [d for d in actions if d not in ("help", "debug", "config")]
+        if key not in actions or key in ("config", "help"):
+            valid = [d for d in actions if d not in ("help", "config")]
             raise UsageError(f"--config {path}: {unknown_message('key', [key], valid)}")
         action = actions[key]
         if value is None or isinstance(value, dict):
@@ -424,7 +425,8 @@ def resolve_resume(value: str | None, run_dir: Path) -> str | None:
             if not ok or int(path.name.split("-")[1]) > int(ok[0].name.split("-")[1]):
                 print(f"dipo train: skipping incomplete checkpoint {path} (an interrupted save)", file=sys.stderr)
         if not ok:
-            raise UsageError(f"--resume_from_checkpoint {value}: no complete checkpoint in {run_dir}")
+            raise UsageError(f"--resume_from_checkpoint {value}: no checkpoint found in {run_dir} "
+                             f"(complete checkpoints only)")
         return str(ok[0])
     path = Path(value)
     if not path.is_dir():
