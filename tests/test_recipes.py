@@ -42,21 +42,28 @@ def test_recipes_follow_one_naming_scheme():
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
-def test_recipe_dry_runs_as_shipped(path, tiny_model_dir, prepared_data_dir, tmp_path, monkeypatch):
+def test_recipe_dry_runs_as_shipped(path, tiny_model_dir, prepared_data_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DIPO_DATA_DIR", str(prepared_data_dir))
-    monkeypatch.chdir(tmp_path)  # the recipe's own output_dir (relative) lands here
+    monkeypatch.chdir(tmp_path)  # the recipe's own (relative) output_dir would land here: it must not
+    built = []
+    build = train_cli.build_trainer
+    monkeypatch.setattr(train_cli, "build_trainer", lambda *a, **k: built.append(build(*a, **k)) or built[-1])
     code = train_cli.main(["--config", str(path), "--model_name_or_path", str(tiny_model_dir), *CPU, "--dry_run", "true"])
-    assert code == 0
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "dry run OK" in captured.out
     recipe = yaml.safe_load(path.read_text())
-    resolved = yaml.safe_load((tmp_path / recipe["output_dir"] / "config.yaml").read_text())
-    assert resolved["report_to"] == recipe["report_to"]  # the logging back-end is installed, not swapped out
-    assert resolved["dataset"] == recipe["dataset"]
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+    callbacks = {type(c).__name__ for c in built[0].callback_handler.callbacks}
+    if "tensorboard" in recipe["report_to"]:  # the recipe's logging back-end is installed and active
+        assert "TensorBoardCallback" in callbacks
+    assert len(built[0].train_dataset) > 0
 
 
 def test_paper_recipes_agree_with_the_paper():
     trl = {p.stem: yaml.safe_load(p.read_text()) for p in RECIPES}
     math = trl["qwen3_8b_base_math_dipo"]
-    assert (math["dataset"], math["dynamic_sampling"], math["rewards"]) == ("dapo_math_17k", True, ["math"])
+    assert (math["dataset_name"], math["dynamic_sampling"], math["reward_funcs"]) == ("dapo_math_17k", True, ["math"])
     assert (math["num_generations"], math["learning_rate"], math["epsilon"], math["epsilon_high"]) == (8, 1e-6, 0.2, 0.28)
     assert (math["alpha"], math["queue_batches"], math["confidence"]) == (0.1, 2, 0.95)
     verl = yaml.safe_load((REPO / "configs" / "verl" / "qwen3_8b_base_math_dipo.yaml").read_text())
@@ -69,4 +76,4 @@ def test_paper_recipes_agree_with_the_paper():
     for size in ("3b", "7b"):
         tool = trl[f"qwen25_{size}_instruct_tool_dipo"]
         assert tool["model_name_or_path"] == f"Qwen/Qwen2.5-{size.upper()}-Instruct"
-        assert (tool["dataset"], tool["rewards"]) == ("rlla_4k", ["tool_call"])
+        assert (tool["dataset_name"], tool["reward_funcs"]) == ("rlla_4k", ["tool_call"])

@@ -14,6 +14,8 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("dipo.engines.trl.cli", "train GRPO / DAPO / DiPO / CDE with the TRL engine from a YAML config"),
     "eval": ("dipo.eval.cli", "evaluate a model on maths benchmarks (mean@k, maj@k, pass@k) and BFCL"),
+    "probe": ("dipo.eval.probe", "will DiPO do anything on my model and data? log-PPL of right vs wrong, PSD, BRR"),
+    "data": ("dipo.data.cli", "list or prepare the paper's datasets (pinned Hugging Face revisions)"),
     "analyze": ("dipo.analysis.cli", "plots and an HTML report from one or more run directories"),
     "demo": ("dipo.testbed.demo", "offline CPU demo: DAPO vs DiPO on the tiny testbed, with a report"),
     "testbed": ("dipo.testbed.cli", "build (or show) the cached tiny offline testbed model"),
@@ -36,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
+    if argv and not argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
+        from dipo._cli_util import unknown_message
+
+        print(f"dipo: error: {unknown_message('command', [argv[0]], SUBCOMMANDS)}; see dipo --help", file=sys.stderr)
+        return 2
     if not argv or argv[0] not in SUBCOMMANDS:
         args = parser.parse_args(argv)
         if args.version:
@@ -52,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dipo {argv[0]}: cannot import {module_name}: {exc}\n"
               f"Install the extras it needs, e.g. pip install 'dipo-rl[trl,eval]'.", file=sys.stderr)
         return 2
-    return int(module.main(argv[1:]) or 0)
+    from dipo._cli_util import accept_both_spellings, run_cli
+
+    with accept_both_spellings():  # --a_b and --a-b, whichever parser the subcommand builds
+        return run_cli(f"dipo {argv[0]}", module.main, argv[1:])
 
 
 if __name__ == "__main__":
