@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--label-set", default=None,
                        help="comma-separated labels of labels:PATH (default: the distinct gold labels)")
     group.add_argument("--positive-label", default=None,
-                       help="class for precision/recall/F1 (testbed:risk: high; labels:PATH: none unless given)")
+                       help="class of labels:PATH for precision/recall/F1 (default: none, per-label numbers only; "
+                            "testbed:risk always uses high)")
 
 
 def is_classification(spec: str) -> bool:
@@ -44,10 +45,7 @@ def load_sets(specs: list[str], args) -> dict[str, list[dict]]:
     sets = {}
     for spec in specs:
         if spec == TESTBED_RISK:
-            rows = make_risk_tasks(TESTBED_RISK_CASES, seed=0, split="test")[: args.limit]
-            if args.positive_label:
-                rows = [{**row, "positive_label": args.positive_label} for row in rows]
-            sets["risk"] = rows
+            sets["risk"] = make_risk_tasks(TESTBED_RISK_CASES, seed=0, split="test")[: args.limit]
         else:
             path = spec[len(LABELS_PREFIX):]
             labels = [s.strip() for s in args.label_set.split(",")] if args.label_set else None
