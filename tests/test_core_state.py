@@ -14,6 +14,7 @@ from dipo.core import (
     DiPO,
     DiPOConfig,
     PerplexityQueue,
+    cde_weight,
     dynamic_sampling_keep,
     overlong_penalty,
     perplexity_bonus,
@@ -119,9 +120,26 @@ def test_overlong_penalty_matches_dapo():
         overlong_penalty([1], 10, 0)
 
 
-def test_perplexity_bonus_is_capped_and_nan_safe():
+def test_perplexity_bonus_is_cdes_on_the_pm1_scale_capped_and_nan_safe():
+    # 0/1 rewards map to -1/+1: the bonus min(|r|/kappa, a*logppl) = min(0.5, logppl), wrong answers included,
+    # then back to the 0/1 scale (x (r_max - r_min) / 2)
     out = perplexity_bonus([1.0, 1.0, 0.0, 1.0], [0.1, 5.0, 3.0, float("nan")], weight=0.5, kappa=2.0, a=1.0)
-    assert out.tolist() == pytest.approx([1.05, 1.25, 0.0, 1.0])
+    assert out.tolist() == pytest.approx([1.025, 1.125, 0.125, 1.0])
+    low, high = perplexity_bonus([0.0, 0.0], [0.05, 0.4], weight=0.5).tolist()
+    assert low < high  # a confident error is penalised more than an unsure one (CDE Theorem 3.1)
+    # the same on a -1/+1 verifier, and |r| from the verifier when the training reward is shaped
+    assert perplexity_bonus([-1.0, 1.0], [3.0, 0.1], 0.5, 2.0, r_min=-1.0).tolist() == pytest.approx([-0.75, 1.05])
+    shaped = perplexity_bonus([0.9, 0.1], [3.0, 3.0], 0.5, 2.0, verifier_rewards=[1.0, 0.0])
+    assert shaped.tolist() == pytest.approx([1.025, 0.225])
+
+
+def test_cde_weight_schedules():
+    assert [cde_weight(s, 100, 0.2) for s in (0, 49, 50, 99)] == [0.2, 0.2, 0.0, 0.0]  # staircase (default)
+    assert cde_weight(25, 100, 0.2, "linear") == pytest.approx(0.15)
+    assert cde_weight(50, 100, 0.2, "cosine") == pytest.approx(0.1)
+    assert cde_weight(99, 100, 0.2, "constant") == 0.2
+    with pytest.raises(ValueError, match="schedule"):
+        cde_weight(0, 10, 0.1, "exp")
 
 
 def test_dynamic_sampling_keep_is_dipo_aware():

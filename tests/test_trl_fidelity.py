@@ -93,3 +93,42 @@ def test_queue_holds_every_round_of_a_step_as_one_batch(tiny_model_dir, tmp_path
     engine = np.c_[trainer.dipo.queue.logppl.round(5), trainer.dipo.queue.correct]
     expected = np.c_[core.queue.logppl.round(5), core.queue.correct]
     np.testing.assert_array_equal(engine[np.lexsort(engine.T[::-1])], expected[np.lexsort(expected.T[::-1])])
+
+
+def test_vllm_server_with_raw_logprobs_is_a_config_error():
+    from types import SimpleNamespace
+
+    from dipo.engines.trl import DiPOTrainer
+    from dipo.engines.trl.config import check_vllm_server_logprobs
+
+    check_vllm_server_logprobs("processed_logprobs")
+    for mode in ("raw_logprobs", "raw_logits", None):
+        with pytest.raises(ValueError, match="--logprobs-mode processed_logprobs"):
+            check_vllm_server_logprobs(mode)
+
+    def fake_trainer(mode):
+        client = SimpleNamespace(get_server_info=lambda: {"model_config": {"logprobs_mode": mode}})
+        return SimpleNamespace(use_vllm=True, args=SimpleNamespace(vllm_mode="server"),
+                               accelerator=SimpleNamespace(is_main_process=True),
+                               vllm_generation=SimpleNamespace(vllm_client=client))
+
+    DiPOTrainer._check_vllm_server(fake_trainer("processed_logprobs"))
+    with pytest.raises(ValueError, match="raw_logprobs"):
+        DiPOTrainer._check_vllm_server(fake_trainer("raw_logprobs"))
+
+
+def test_cde_bonus_ranks_an_all_wrong_group_by_perplexity(tiny_model_dir, tmp_path):
+    """CDE on +-1 rewards: wrong answers get the bonus too, so inside an all-wrong group the higher-PPL samples
+    get the higher training reward and a positive advantage (CDE keeps its signal in verifier-flat groups)."""
+    trainer = make_trainer(tiny_model_dir, tmp_path, reward=accuracy, method="cde", max_steps=2, dynamic_sampling=False,
+                           overlong_shaping=False, cde_weight=0.5, cde_kappa=1.0, cde_a=0.01,
+                           cde_weight_schedule="staircase", cde_decay_fraction=0.5)
+    trainer.train()
+    rec = read_rollouts(tmp_path, 1)
+    np.testing.assert_allclose(rec["shaped_reward"], 0.5 * 0.5 * 0.01 * rec["logppl"], rtol=1e-5)
+    for _, group in rec.groupby("group_id"):
+        top = group["logppl"].idxmax()
+        assert group.loc[top, "advantage"] > 0 and group["advantage"].abs().max() > 0
+    weights = [m["cde/weight"] for m in read_metrics(tmp_path) if "cde/weight" in m]
+    assert weights == [0.5, 0.0]  # staircase: full weight for the first half of training, then none
+    assert (read_rollouts(tmp_path, 2)["shaped_reward"] == 0).all()

@@ -10,7 +10,7 @@ import torch
 pytest.importorskip("verl.protocol")  # not bare "verl": tests/verl itself would satisfy that
 pytestmark = pytest.mark.verl
 
-from test_verl_trainer import FILTER_ON, GROUPS, bare_trainer, config, fake_tq  # noqa: E402,F401
+from test_verl_trainer import FILTER_ON, GROUPS, bare_trainer, config, fake_tq  # noqa: E402,F401,F811
 from verl.trainer.ppo.ray_trainer import compute_advantage  # noqa: E402
 from verl_batches import PRIOR_CORRECT, PRIOR_LOGPPL, make_batch, primed_dipo, trajectory_rows  # noqa: E402
 
@@ -42,7 +42,7 @@ def test_overlong_shaped_score_does_not_leak_into_a_fired_hard_group():
     assert ablation.batch["advantages"][5][mask[5].bool()][0] < -1.0
 
 
-def test_queue_sees_evicted_groups_in_the_same_queue_batch_as_the_step(fake_tq):
+def test_queue_sees_evicted_groups_in_the_same_queue_batch_as_the_step(fake_tq):  # noqa: F811
     """Step 1 samples GROUPS[:4]; the DiPO-aware filter evicts 'hardhigh' (BRR would not fire there) and the
     advantage pass sees the three others. The trainer's queue equals the core's fed all 16 rows as one batch."""
     trainer = bare_trainer(config(FILTER_ON))

@@ -20,7 +20,7 @@ from dipo.core.psd import (
 )
 from dipo.core.queue import PerplexityQueue
 from dipo.core.sampling import dynamic_sampling_keep, group_varies
-from dipo.core.shaping import overlong_penalty, perplexity_bonus
+from dipo.core.shaping import cde_weight, overlong_penalty, perplexity_bonus
 from dipo.core.step import DiPO, DiPOStep, step_metrics
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "QUADRANTS",
     "Reallocation",
     "best_threshold",
+    "cde_weight",
     "classify_groups",
     "dapo_token_loss",
     "dipo_advantages",

@@ -11,6 +11,11 @@ config from them in one place. Method presets fill in only the fields the user l
 | dipo   | dapo      | 0.2 / 0.28             | on               | on               | on  |
 | cde    | dapo      | 0.2 / 0.28             | on               | on               | off (PPL reward bonus instead) |
 
+GRPO's KL term is TRL's `beta` (KL to the reference model, added to the loss; default 0.0 as in TRL,
+DAPO and Dr. GRPO). GRPO "as commonly run" (DeepSeekMath) sets `beta: 0.04`; it costs a reference
+model forward per batch. CDE (Dai et al. 2025) is its actor-curiosity bonus on +-1 rewards with a
+decaying weight (`cde_*` fields); its bonus keeps acting inside verifier-flat groups.
+
 Every method computes the PPL queue, the split and DiPO's metrics, so GRPO/DAPO runs are
 monitored the same way. Invalid values raise `ValueError` naming the field, before any model loads.
 """
@@ -22,6 +27,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from trl import GRPOConfig
 
 from dipo.core.config import DiPOConfig as CoreDiPOConfig
+from dipo.core.shaping import CDE_SCHEDULES
 
 METHODS = ("grpo", "dapo", "dipo", "cde")
 
@@ -57,7 +63,8 @@ class DiPOConfig(GRPOConfig):
     method: str = _help(
         f"Training method, one of {METHODS}. Presets for fields left unset: grpo = plain GRPO (loss_type grpo, "
         "symmetric clip, no shaping, no dynamic sampling); dapo/dipo/cde = token-level loss, clip 0.2/0.28, "
-        "overlong shaping, dynamic sampling; dipo adds BRR, cde the perplexity reward bonus.",
+        "overlong shaping, dynamic sampling; dipo adds BRR, cde the perplexity reward bonus. GRPO's KL term: set "
+        "beta (e.g. 0.04, DeepSeekMath's GRPO; default 0).",
         "dipo",
     )
 
@@ -107,10 +114,19 @@ class DiPOConfig(GRPOConfig):
         3,
     )
 
-    # CDE-style perplexity reward bonus (method=cde): r + w * min(|r| / kappa, a * logppl)
-    cde_weight: float = _help("CDE: weight w of the perplexity bonus.", 0.1)
-    cde_kappa: float = _help("CDE: the bonus is capped at |r| / kappa.", 2.0)
-    cde_a: float = _help("CDE: slope a on the log-perplexity.", 1.0)
+    # CDE's actor-curiosity bonus (method=cde; Dai et al. 2025, Eq. 2): r + w_t * min(|r| / kappa, a * logppl)
+    # on CDE's +-1 reward scale (dipo.core.perplexity_bonus), w_t on CDE's schedule (dipo.core.cde_weight).
+    cde_weight: float = _help("CDE: initial bonus weight w_0 (on the +-1 reward scale).", 0.1)
+    cde_kappa: float = _help("CDE: the bonus is capped at |r| / kappa (r = +-1); kappa > 1 never flips a reward's sign.",
+                             2.0)
+    cde_a: float = _help("CDE: slope a (the paper's alpha) on the log-perplexity.", 1.0)
+    cde_weight_schedule: str = _help(
+        "CDE: schedule of w_t over max_steps: 'staircase' (w_0, then 0 after cde_decay_fraction of training; the "
+        "best of CDE's Table 2), 'linear', 'cosine' (down to 0), 'constant' (CDE's no-decay ablation).",
+        "staircase",
+    )
+    cde_decay_fraction: float = _help("CDE: share of training with the full weight under the staircase schedule.",
+                                      0.5)
 
     # Run directory
     save_rollouts: bool = _help(
@@ -157,6 +173,10 @@ class DiPOConfig(GRPOConfig):
             raise self._bad("max_refill_rounds", "must be >= 0")
         if self.method == "cde" and not (self.cde_kappa > 0 and self.cde_weight >= 0):
             raise self._bad("cde_kappa", "CDE needs cde_kappa > 0 and cde_weight >= 0")
+        if self.cde_weight_schedule not in CDE_SCHEDULES:
+            raise self._bad("cde_weight_schedule", f"must be one of {CDE_SCHEDULES}")
+        if not 0.0 <= self.cde_decay_fraction <= 1.0:
+            raise self._bad("cde_decay_fraction", "must lie in [0, 1]")
         if self.heldout_eval_steps < 0 or self.heldout_k < 1:
             raise self._bad("heldout_eval_steps", "heldout_eval_steps must be >= 0 and heldout_k >= 1")
         if self.use_transformers_continuous_batching or getattr(self, "use_transformers_paged", False):
@@ -184,10 +204,26 @@ class DiPOConfig(GRPOConfig):
     # -- derived -----------------------------------------------------------------------------------
 
     def core_config(self) -> CoreDiPOConfig:
-        """The algorithm core's config: DiPO's fields, TRL's `scale_rewards`, BRR on only for method=dipo."""
+        """The algorithm core's config: DiPO's fields, TRL's `scale_rewards`, BRR on only for method=dipo.
+
+        For method=cde the curiosity bonus is the method's own signal inside groups whose verifier rewards do
+        not vary (an all-wrong group ranked by perplexity), so A(R) is kept there (`shaped_flat_groups`)."""
         scale = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
-        return CoreDiPOConfig(
-            **{name: getattr(self, name) for name in CORE_FIELD_NAMES},
-            scale=scale,
-            reallocate=self.method == "dipo",
+        fields_ = {name: getattr(self, name) for name in CORE_FIELD_NAMES}
+        fields_["shaped_flat_groups"] = self.shaped_flat_groups or self.method == "cde"
+        return CoreDiPOConfig(**fields_, scale=scale, reallocate=self.method == "dipo")
+
+
+def check_vllm_server_logprobs(logprobs_mode: str | None) -> None:
+    """Refuse a vLLM server whose log-probs are not the sampling policy's (a config error, not a warning).
+
+    DiPO's log-PPL must be taken at the sampling temperature. vLLM reports raw (pre-temperature) log-probs
+    unless the server runs with `--logprobs-mode processed_logprobs` (which `trl vllm-serve` sets), so a
+    server in another mode would rank samples by the wrong perplexity, silently.
+    """
+    if logprobs_mode != "processed_logprobs":
+        raise ValueError(
+            f"vllm_mode='server': the vLLM server runs with --logprobs-mode {logprobs_mode}, so its log-probs ignore "
+            "the sampling temperature and DiPO's log-PPL would not be the sampling policy's. Restart it with "
+            "`trl vllm-serve ...` or `vllm serve ... --logprobs-mode processed_logprobs`"
         )

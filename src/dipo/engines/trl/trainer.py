@@ -26,15 +26,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate.utils import gather_object
+from accelerate.utils import broadcast_object_list, gather_object
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
-from dipo.core import DiPO, dynamic_sampling_keep, overlong_penalty, perplexity_bonus, sequence_logppl
+from dipo.core import (
+    DiPO,
+    cde_weight,
+    dynamic_sampling_keep,
+    overlong_penalty,
+    perplexity_bonus,
+    sequence_logppl,
+)
 from dipo.engines.run_log import append_metrics, truncate_metrics, write_rollouts
 from dipo.engines.trl.batch_ops import concat_batches, select_rows
-from dipo.engines.trl.config import DiPOConfig
+from dipo.engines.trl.config import DiPOConfig, check_vllm_server_logprobs
 from dipo.engines.trl.correctness import resolve_correctness_funcs, verifier_rewards
 from dipo.engines.trl.reward_guard import guard_reward
 from dipo.engines.trl.rollout_logprobs import SampledTokenLogprobs, extra_logits_processor
@@ -88,6 +95,7 @@ class DiPOTrainer(GRPOTrainer):
                          eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
         if args.dynamic_sampling and isinstance(self.train_dataset, torch.utils.data.IterableDataset):
             raise ValueError("DiPOConfig.dynamic_sampling=True: refilling needs an indexable (map-style) train dataset")
+        self._check_vllm_server()
         self.correctness_funcs = resolve_correctness_funcs(args.correctness_reward_funcs, self.reward_func_names)
         self._log_correctness_funcs()
         self.dipo = DiPO(args.core_config())
@@ -98,6 +106,15 @@ class DiPOTrainer(GRPOTrainer):
         self._refill_iter = None
         self._refill_draws = 0  # refill batches drawn so far (restored on resume)
         self.add_callback(_HeldoutAtStart(self))
+
+    def _check_vllm_server(self) -> None:
+        """vLLM server mode: its log-probs must be temperature-processed (asked once, same answer on every rank)."""
+        if not (self.use_vllm and self.args.vllm_mode == "server"):
+            return
+        mode = None
+        if self.accelerator.is_main_process:
+            mode = self.vllm_generation.vllm_client.get_server_info()["model_config"].get("logprobs_mode")
+        check_vllm_server_logprobs(broadcast_object_list([mode])[0])
 
     def _log_correctness_funcs(self) -> None:
         names = self.reward_func_names
@@ -170,7 +187,11 @@ class DiPOTrainer(GRPOTrainer):
         rewards[unscorable] = args.r_min  # no function applied: count as a failure (TRL zeroes it too)
         verifier = verifier_rewards(rewards_per_func, self.correctness_funcs, args.r_min)
         if args.method == "cde":
-            rewards = perplexity_bonus(rewards, logppl, args.cde_weight, args.cde_kappa, args.cde_a)
+            weight = cde_weight(self.state.global_step, self.state.max_steps, args.cde_weight,
+                                args.cde_weight_schedule, args.cde_decay_fraction)
+            rewards = perplexity_bonus(rewards, logppl, weight, args.cde_kappa, args.cde_a, args.r_min, args.r_max,
+                                       verifier_rewards=verifier)
+            self._metrics["train"]["cde/weight"].append(weight)
         if args.overlong_shaping:
             rewards = rewards + overlong_penalty(lengths, args.max_completion_length, args.overlong_buffer_length,
                                                  args.overlong_penalty_factor)
