@@ -76,3 +76,21 @@ def test_short_dipo_run_on_the_risk_family_moves_weights_and_evaluates(tmp_path)
     assert code == 0
     risk = json.loads((tmp_path / "eval" / "results.json").read_text())["classification"]["risk"]
     assert risk["n"] == 16 and risk["positive_label"] == "high" and 0.0 <= risk["accuracy"] <= 1.0
+
+
+def _cases_file(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_dipo_train_reads_a_user_classification_file(tiny_model_dir, tmp_path, capsys):
+    cases = _cases_file(tmp_path / "cases.jsonl", [{"text": f"Case {i}", "label": ["yes", "no"][i % 2]} for i in range(10)])
+    args = ["--config", "configs/trl/testbed_risk_dipo.yaml", "--model_name_or_path", str(tiny_model_dir),
+            "--dataset_name", cases, "--heldout_dataset", cases, "--problem_field", "text", "--answer_field", "label",
+            "--reward_funcs", "label", "--output_dir", str(tmp_path / "run"), "--dry_run", "true"]
+    assert train_cli.main(args) == 0
+    assert "dry run OK (dipo, 10 prompts)" in capsys.readouterr().out
+    bad = _cases_file(tmp_path / "bad.jsonl", [{"text": "Case", "label": "yes"}, {"text": "", "label": "no"}])
+    args[args.index(cases)] = bad
+    assert train_cli.main(args) == 2
+    assert "row 1: field 'text' must be non-empty text" in capsys.readouterr().err
