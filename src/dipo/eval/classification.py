@@ -31,7 +31,7 @@ import numpy as np
 from dipo.eval.generation import Completion
 from dipo.eval.harness import GenerateFn, _default_generate, _prompt_text
 from dipo.eval.metrics import mean_at_k, mean_pass_at_k
-from dipo.rewards.label import LabelSet, _synonyms_of, extract_label
+from dipo.rewards.label import LabelSet, extract_label, parse_synonyms
 
 NO_LABEL = "none"  # how a sample without a label is counted
 
@@ -106,7 +106,7 @@ def classification_metrics(gold: Sequence[str], predicted: Sequence[Sequence[str
 
 
 def _row_label_set(row: dict) -> LabelSet:
-    return LabelSet(list(row["labels"]), _synonyms_of(row.get("label_synonyms")))
+    return LabelSet(list(row["labels"]), parse_synonyms(row.get("label_synonyms")))
 
 
 def score_classification(rows: Sequence[dict], completions: Sequence[Sequence[Completion]], k: int,

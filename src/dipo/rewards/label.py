@@ -155,7 +155,8 @@ def extract_label(text: Any, labels: Sequence[str] | LabelSet | None = None,
     return named.pop() if len(named) == 1 else None
 
 
-def _synonyms_of(value: Any) -> dict[str, str] | None:
+def parse_synonyms(value: Any) -> dict[str, str] | None:
+    """A `label_synonyms` column value (a mapping, its JSON text, or "" / None for none) as a dict."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -196,7 +197,7 @@ def make_label_reward(labels: Sequence[str] | None = None, synonyms: Mapping[str
         if key not in cache:
             parsed = None if row_labels is None else [str(x) for x in (
                 json.loads(row_labels) if isinstance(row_labels, str) else row_labels)]
-            cache[key] = LabelSet(parsed, _synonyms_of(row_synonyms), case_sensitive)
+            cache[key] = LabelSet(parsed, parse_synonyms(row_synonyms), case_sensitive)
         return cache[key]
 
     def label_reward(completions: Sequence[Any], answer: Sequence[Any] | str | None = None,
