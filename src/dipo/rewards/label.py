@@ -43,6 +43,7 @@ MAX_MARKERS = 64  # the last this many answer markers decide
 MAX_LABEL_CHARS = 200  # content longer than this names no label
 
 _MARKER = re.compile(r"\\(?:boxed|fbox)[ \t]*\{|\banswer\b[ \t*_]*[:\uff1a]", re.IGNORECASE)
+_BRACE_OR_ESCAPE = re.compile(r"\\.|[{}]", re.DOTALL)  # an escaped character is content, not a brace
 _WRAPPER = re.compile(r"^\\[A-Za-z]+[ \t]*\{(.*)\}$", re.DOTALL)
 _EDGE = " \t\r\n$*_\"'`()[]<>"
 _TRAILING = ".,;:!"
@@ -66,19 +67,14 @@ def normalise_label(text: str, case_sensitive: bool = False) -> str:
 def _braced(text: str, start: int) -> str | None:
     """Content of the brace group opened just before `start`, up to MAX_LABEL_CHARS; None if
     unclosed or longer (escaped braces are content)."""
-    depth, i, end = 1, start, min(len(text), start + MAX_LABEL_CHARS + 1)
-    while i < end:
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == "{":
+    window, depth = text[start: start + MAX_LABEL_CHARS + 1], 1
+    for token in _BRACE_OR_ESCAPE.finditer(window):
+        if token.group() == "{":
             depth += 1
-        elif char == "}":
+        elif token.group() == "}":
             depth -= 1
             if depth == 0:
-                return text[start:i]
-        i += 1
+                return window[: token.start()]
     return None
 
 
