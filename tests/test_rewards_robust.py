@@ -115,6 +115,18 @@ def test_hostile_tool_outputs_score_zero_quickly_and_never_raise(family):
     assert time.perf_counter() - start < 2.0  # repeated <tool_call> took 17-28 s
 
 
+def test_tool_rewards_run_under_the_grading_deadline(monkeypatch):
+    import dipo.rewards.tool as tool
+
+    calls = "\n".join(json.dumps({"name": f"f{i}", "arguments": {"a": i}}) for i in range(400))
+    text = f"<tool_call>\n{calls}\n</tool_call>"  # right, but ~0.1 s to match 400 calls
+    assert tool_call_reward([text], answer=[text]) == [1.0]
+    with MathGrader(num_workers=1, timeout=0.002) as tight:
+        monkeypatch.setattr(tool, "default_grader", lambda: tight)
+        assert tool_call_reward([text, "short"], answer=[text, text]) == [0.0, 0.0]
+        assert tight.timeouts >= 1  # the first was cut at the deadline in its worker
+
+
 def _no_call_golds() -> list[str]:
     with open(DATA / "tool" / "rlla_test.jsonl") as f:
         golds = [json.loads(line)["reward_model"]["ground_truth"] for line in f]

@@ -432,6 +432,15 @@ def _check_parallel(functions, calls, answers) -> BFCLResult:
     return _OK
 
 
+def check_entry(possible_answer: list[dict] | None, category: str) -> None:
+    """Raise ValueError for an entry `bfcl_ast_check` cannot check: a category that is not a
+    string or is a Java/JavaScript one, or no `possible_answer` where the category needs one."""
+    if not isinstance(category, str) or "java" in category:
+        raise ValueError(f"category {category!r}: only Python categories are supported")
+    if possible_answer is None and "relevance" not in category:
+        raise ValueError(f"category {category!r} needs possible_answer")
+
+
 def bfcl_ast_check(functions: list[dict] | dict, output: Any, possible_answer: list[dict] | None,
                    category: str) -> BFCLResult:
     """Check a model output against a BFCL entry by BFCL's AST rules (see the module doc).
@@ -440,10 +449,9 @@ def bfcl_ast_check(functions: list[dict] | dict, output: Any, possible_answer: l
     possible_answer: the entry's `ground_truth` (list of `{name: {param: [allowed]}}`; None
     for irrelevance); category: e.g. "simple_python", "multiple", "parallel",
     "live_parallel_multiple", "irrelevance". Never raises on model output (whatever goes wrong
-    decoding or checking it is a failed check); raises ValueError only for a bad entry: a Java or
-    JavaScript category, or no `possible_answer` where the category needs one."""
-    if "java" in category:
-        raise ValueError(f"category {category!r}: only Python categories are supported")
+    decoding or checking it is a failed check); raises ValueError only for a bad entry (see
+    `check_entry`)."""
+    check_entry(possible_answer, category)
     try:
         calls = parse_function_calls(output)
     except ToolCallParseError as exc:
@@ -461,8 +469,6 @@ def bfcl_ast_check(functions: list[dict] | dict, output: Any, possible_answer: l
         return _fail("ast_decoder:decoder_failed", f"Failed to decode the output: {decode_error}")
     if not _is_call_list(calls):
         return _fail("ast_decoder:decoder_wrong_output_format", "Output is not a list of function calls.")
-    if possible_answer is None:
-        raise ValueError(f"category {category!r} needs possible_answer")
     try:
         if "parallel" in category:
             return _check_parallel(functions, calls, possible_answer)

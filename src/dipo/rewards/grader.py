@@ -1,11 +1,12 @@
-"""Math answer grading in worker processes with a hard per-item deadline.
+"""Grading in worker processes with a hard per-item deadline: maths answers, tool calls.
 
 math-verify bounds its own work with `signal.alarm`, which only works in a process's main thread
 and replaces any alarm the caller had set; and a pathological answer (a power tower, a huge
 factorial) can block inside C code where no signal handler runs. So grading runs in persistent
 worker processes: the parent hands each worker one item at a time, waits at most `timeout`
 seconds for it, and otherwise kills the worker, scores the item 0 and starts a replacement.
-Workers are fresh interpreters (`python -m dipo.rewards.worker`) talking over a socket: they
+The same pool runs the tool-call checks (`run("tool", ...)`, `run("bfcl", ...)`), so every
+reward has a deadline covering parsing and checking. Workers are fresh interpreters (`python -m dipo.rewards.worker`) talking over a socket: they
 never import the caller's main module, so grading works from a script without a
 `if __name__ == "__main__":` guard, from stdin and from a notebook.
 
@@ -31,6 +32,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +131,7 @@ class _Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         command = [sys.executable, "-m", "dipo.rewards.worker", str(child_end.fileno()), str(soft_timeout or 0),
-                   str(memory_mb)]
+                   str(memory_mb), str(os.getpid())]
         # Own session: a Ctrl-C meant for the caller does not kill a worker mid-item.
         self.process = subprocess.Popen(command, pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, env=env, start_new_session=True)
@@ -175,7 +177,8 @@ class _ResultCache:
 
 
 class MathGrader:
-    """A pool of grading processes; `grade(pairs)` returns one bool per (prediction, gold).
+    """A pool of grading processes; `grade(pairs)` returns one bool per (prediction, gold), and
+    `run(task, items, default)` runs another task of `dipo.rewards.worker.TASKS` per item.
 
     `timeout` is the hard per-item deadline in seconds, counted from when a ready worker
     receives the item; a prediction of None (no answer found), and one longer than
@@ -204,6 +207,7 @@ class MathGrader:
         self._cache = _ResultCache()
         self.timeouts = 0  # items killed at the deadline, over the grader's life
         self.crashes = 0  # workers that died on an item
+        self.errors = 0  # items whose task raised in the worker (scored as the default)
 
     # -- pool management ----------------------------------------------------------------------
     def _new_worker(self) -> _Worker:
@@ -256,16 +260,20 @@ class MathGrader:
                 todo.setdefault((pred, gold), []).append(i)
         if todo:
             keys = list(todo)
-            for key, verdict in zip(keys, self._run(keys)):
+            for key, verdict in zip(keys, self.run("math", keys, False)):
                 self._cache.put(key, verdict)
                 for i in todo[key]:
                     results[i] = verdict
         return [bool(r) for r in results]
 
-    def _run(self, items: list[tuple[str, str]]) -> list[bool]:
-        """Grade items on the pool; each gets at most `timeout` seconds on a ready worker."""
+    def run(self, task: str, items: Sequence[tuple], default: Any) -> list:
+        """`task(*item)` for each item on the pool (tasks: `dipo.rewards.worker.TASKS`); each
+        gets at most `timeout` seconds on a ready worker. An item past the deadline, whose
+        worker died, or whose task raised gives `default`."""
+        if not items:
+            return []
         self._ensure_workers()
-        verdicts = [False] * len(items)
+        verdicts = [default] * len(items)
         pending = deque(range(len(items)))
         while pending or any(w.job for w in self._workers):
             now = time.monotonic()
@@ -273,7 +281,7 @@ class MathGrader:
                 if worker.ready and worker.job is None and pending:
                     job = pending.popleft()
                     try:
-                        worker.conn.send((job, *items[job]))
+                        worker.conn.send((job, task, items[job]))
                     except OSError:  # died between items: retry the item on its replacement
                         pending.appendleft(job)
                         self._replace(worker, crashed=True)
@@ -284,20 +292,26 @@ class MathGrader:
             for conn in wait([w.conn for w in self._workers], timeout=wait_for):
                 worker = next(w for w in self._workers if w.conn is conn)
                 try:
-                    job, verdict = conn.recv()
+                    job, ok, result = conn.recv()
                 except (EOFError, OSError):  # died (e.g. out of memory) on its item
                     self._replace(worker, crashed=True)
                     continue
                 if job == "ready":
                     worker.ready = True
                 elif worker.job and job == worker.job[0]:
-                    verdicts[job] = bool(verdict)
+                    if ok:
+                        verdicts[job] = result
+                    else:
+                        self.errors += 1
+                        logger.warning("grading task %r raised %s; scored as %r (%d so far)", task, result, default,
+                                       self.errors)
                     worker.job = None
             now = time.monotonic()
             for worker in list(self._workers):
                 if worker.job and now - worker.job[1] >= self.timeout:
                     self.timeouts += 1
-                    logger.warning("math grading exceeded %.1fs; scored 0 (%d so far)", self.timeout, self.timeouts)
+                    logger.warning("grading (%s) exceeded %.1fs; scored 0 (%d so far)", task, self.timeout,
+                                   self.timeouts)
                     self._replace(worker)
                 elif not worker.ready and now - worker.started > self.startup_timeout:
                     raise RuntimeError(f"math grading worker did not start within {self.startup_timeout}s")

@@ -21,29 +21,30 @@ max(#gold, #predicted) calls. When the gold makes no call, `format` and the corr
 also need the real answer described above. Bad or unparsable output scores 0 on the parts it
 fails.
 
-Every reward returns a number for any completion and never raises on model output: output longer
-than `MAX_OUTPUT_CHARS` scores 0, parsing is linear in the output's length, and an unexpected
-error while scoring one completion scores it 0 and is counted (`reward_errors()`) and logged.
+Every reward returns a number for any completion and never raises on model output: each
+completion is scored in a grading worker under the hard per-item deadline of
+`dipo.rewards.grader` (past it, or if scoring raises, it scores 0, counted in the grader's
+`timeouts` / `errors`); output longer than `MAX_OUTPUT_CHARS` does not decode; parsing is
+linear in the output's length.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dipo.rewards.bfcl import MAX_OUTPUT_CHARS, ToolCallParseError, bfcl_ast_check, parse_function_calls
+from dipo.rewards.bfcl import (
+    MAX_OUTPUT_CHARS,
+    BFCLResult,
+    ToolCallParseError,
+    bfcl_ast_check,
+    check_entry,
+    parse_function_calls,
+)
+from dipo.rewards.grader import default_grader
 from dipo.rewards.maths import completion_text
-
-logger = logging.getLogger(__name__)
-_ERRORS = {"count": 0}
-
-
-def reward_errors() -> int:
-    """How many completions the tool rewards scored 0 because scoring them raised (process-wide)."""
-    return _ERRORS["count"]
 
 
 def _block(text: str, tag: str) -> str | None:
@@ -95,17 +96,6 @@ def _predicted_calls(text: str) -> list[tuple[str, dict]] | None:
         return [next(iter(c.items())) for c in parse_function_calls(text)]
     except ToolCallParseError:
         return None
-
-
-def _safely(score: Callable[..., float], *args: Any) -> float:
-    """score(*args), or 0.0 (counted and logged) if scoring this one completion raises."""
-    try:
-        return score(*args)
-    except Exception as exc:  # noqa: BLE001 - model output never stops a run
-        _ERRORS["count"] += 1
-        logger.warning("tool reward: scoring a completion raised %s; scored 0 (%d so far)",
-                       type(exc).__name__, _ERRORS["count"])
-        return 0.0
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -164,8 +154,33 @@ def toolrl_score(text: str, gold: list[tuple[str, dict]], format_weight: float =
     return format_weight * float(format_ok) + (1 - format_weight) * correctness
 
 
+def score_tool_call(text: str, gold_answer: Any, partial_credit: bool = False, format_weight: float = 0.2) -> float:
+    """One completion's tool-call reward against one ToolRL/testbed gold (see the module doc).
+    Pure and picklable: the reward functions run it in the grading workers."""
+    gold = _gold_calls(gold_answer)
+    if partial_credit:
+        return toolrl_score(text, gold, format_weight, gold_answer)
+    if not gold:
+        return float(answers_without_call(text, gold_answer))
+    return float(exact_tool_match(_predicted_calls(text), gold))
+
+
+def _on_pool(task: str, items: list[tuple], text_index: int, default: Any, local: Callable[..., Any]) -> list:
+    """`task` on the grading pool (hard per-item deadline), except items whose text is over
+    `MAX_OUTPUT_CHARS`: those fail in linear time by construction and are scored here."""
+    long = {i for i, item in enumerate(items) if len(item[text_index]) > MAX_OUTPUT_CHARS}
+    pooled = [i for i in range(len(items)) if i not in long]
+    results = [local(*items[i]) if i in long else None for i in range(len(items))]
+    for i, result in zip(pooled, default_grader().run(task, [items[i] for i in pooled], default)):
+        results[i] = result
+    return results
+
+
 def make_tool_call_reward(partial_credit: bool = False, format_weight: float = 0.2) -> Callable[..., list[float]]:
-    """A TRL reward function for tool calls (see the module doc for the rows it reads)."""
+    """A TRL reward function for tool calls (see the module doc for the rows it reads).
+
+    Each completion is scored in the grading pool of `dipo.rewards.grader` under its hard
+    per-item deadline (DIPO_GRADER_TIMEOUT): past it, or if scoring raises, it scores 0."""
     if not 0.0 <= format_weight <= 1.0:
         raise ValueError(f"format_weight must be in [0, 1], got {format_weight}")
 
@@ -175,23 +190,17 @@ def make_tool_call_reward(partial_credit: bool = False, format_weight: float = 0
         texts = [completion_text(c) for c in completions]
         if possible_answer is not None and functions is not None:
             categories = category if isinstance(category, (list, tuple)) else [category or "simple_python"] * n
-            # bfcl_ast_check never raises on model output; its ValueError names a bad entry.
-            return [float(bfcl_ast_check(f, t, a, c).valid)
-                    for f, t, a, c in zip(functions, texts, possible_answer, categories)]
+            rows = list(zip(functions, texts, possible_answer, categories))
+            for _, _, gold, name in rows:
+                check_entry(gold, name)  # a bad entry is the dataset's fault: say so, do not score it 0
+            return [float(r.valid) for r in _on_pool("bfcl", rows, 1, BFCLResult(False), bfcl_ast_check)]
         if answer is None:
             raise ValueError("tool_call_reward needs an `answer` column (or BFCL `functions` + `possible_answer`)")
         answers = [answer] * n if isinstance(answer, str) else list(answer)
         if len(answers) != n:
             raise ValueError(f"answer: got {len(answers)} values for {n} completions")
-        return [_safely(_score, text, gold_answer) for text, gold_answer in zip(texts, answers)]
-
-    def _score(text: str, gold_answer: Any) -> float:
-        gold = _gold_calls(gold_answer)
-        if partial_credit:
-            return toolrl_score(text, gold, format_weight, gold_answer)
-        if not gold:
-            return float(answers_without_call(text, gold_answer))
-        return float(exact_tool_match(_predicted_calls(text), gold))
+        items = [(text, gold, partial_credit, format_weight) for text, gold in zip(texts, answers)]
+        return [float(r) for r in _on_pool("tool", items, 0, 0.0, score_tool_call)]
 
     reward.__name__ = "tool_call_partial_reward" if partial_credit else "tool_call_reward"
     return reward
