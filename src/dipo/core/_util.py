@@ -28,8 +28,8 @@ def group_index(group_ids) -> tuple[np.ndarray, int]:
         new_run = np.empty(ids.size, dtype=bool)
         new_run[0] = True
         np.not_equal(ids[1:], ids[:-1], out=new_run[1:])
-        heads = ids[new_run]
-        if np.unique(heads).size == heads.size:
+        heads = np.sort(ids[new_run])  # (np.unique hashes: ~50x slower here in numpy 2.4)
+        if not (heads[1:] == heads[:-1]).any():
             return np.cumsum(new_run) - 1, int(heads.size)
     _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
     # relabel so that groups are numbered in order of first appearance (stable, readable records)
