@@ -64,8 +64,8 @@ def test_auc_is_mean_over_training():
 
 def test_missing_or_malformed_run_gives_a_clear_error(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
-    assert "no metrics.jsonl" in capsys.readouterr().out
-    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\nnot json\n')
+    assert "no metrics.jsonl" in capsys.readouterr().err  # errors go to stderr
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\nnot json\n{"step": 2}\n')  # a torn *last* line is skipped
     with pytest.raises(ValueError, match="metrics.jsonl:2"):
         load_run(tmp_path)
 

@@ -7,8 +7,10 @@ report.html (runs overlaid). With one run the report goes into that run director
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from dipo._cli_util import ArgumentParser, UsageError, add_debug_flag, run_cli
 from dipo.analysis.report import write_report
 from dipo.analysis.runs import load_run
 
@@ -20,9 +22,19 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated step numbers, got {text!r}") from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dipo analyze", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def check_steps(runs, steps: list[int] | None) -> None:
+    """Refuse histogram steps some run has no rollout records for (instead of an empty panel)."""
+    for run in runs if steps else []:
+        have = set(int(s) for s in run.rollout_steps())
+        missing = [s for s in steps if s not in have]
+        if missing:
+            where = f"steps {min(have)}..{max(have)}" if have else "no steps (no rollouts/ folder)"
+            raise UsageError(f"--steps {','.join(map(str, missing))}: run {run.path} has rollout records for {where}")
+
+
+def analyze(argv: list[str]) -> int:
+    parser = ArgumentParser(prog="dipo analyze", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (metrics.jsonl + rollouts/)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: the run directory for one run, ./dipo-report for several)")
@@ -30,16 +42,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=_int_list, default=None,
                         help="steps for the log-PPL histograms (default: first, middle, last)")
     parser.add_argument("--title", default="DiPO run report", help="report title")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     labels = args.labels.split(",") if args.labels else [None] * len(args.runs)
     if len(labels) != len(args.runs):
-        parser.error(f"--labels: got {len(labels)} labels for {len(args.runs)} runs")
-    try:
-        runs = [load_run(path, label) for path, label in zip(args.runs, labels)]
-    except ValueError as exc:
-        print(f"dipo analyze: {exc}")
-        return 2
+        raise UsageError(f"--labels: got {len(labels)} labels for {len(args.runs)} runs")
+    runs = [load_run(path, label) for path, label in zip(args.runs, labels)]
+    check_steps(runs, args.steps)
     out = args.out or (args.runs[0] if len(args.runs) == 1 else Path("dipo-report"))
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a directory")
     path = write_report(runs, out, ppl_steps=args.steps, title=args.title)
     print(path)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli("dipo analyze", analyze, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

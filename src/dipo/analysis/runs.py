@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,12 +34,16 @@ class Run:
 
 def _read_metrics(path: Path) -> pd.DataFrame:
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
+            if number == len(lines):  # torn by a process killed mid-write: the rest of the log is good
+                warnings.warn(f"{path}:{number}: skipping a torn last line", stacklevel=2)
+                continue
             raise ValueError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
         if not isinstance(row, dict) or "step" not in row:
             raise ValueError(f"{path}:{number}: every line needs a 'step'")

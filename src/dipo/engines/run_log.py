@@ -34,7 +34,15 @@ def append_metrics(path: Path, step: int, metrics: dict) -> None:
     line = {"step": int(step)}
     line.update({k: _json_value(v) for k, v in metrics.items() if isinstance(v, (int, float, np.number))})
     with path.open("a") as f:
+        if f.tell() and not _ends_with_newline(path):  # a torn last line: keep it on a line of its own
+            f.write("\n")
         f.write(json.dumps(line) + "\n")
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
 
 
 def write_rollouts(path: Path, columns: dict[str, np.ndarray | list], append: bool = False) -> None:
@@ -61,5 +69,13 @@ def truncate_metrics(path: Path, last_step: int) -> None:
     """Drop lines after `last_step` (a resumed run rewrites the steps after its checkpoint)."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
+    kept = [line for line in path.read_text().splitlines() if _step(line) is not None and _step(line) <= last_step]
     path.write_text("".join(line + "\n" for line in kept))
+
+
+def _step(line: str) -> int | None:
+    """The step of a metrics line; None for a blank or torn line (a process killed mid-write)."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None

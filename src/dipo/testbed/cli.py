@@ -13,14 +13,15 @@ import json
 import time
 from dataclasses import MISSING, fields
 
+from dipo._cli_util import ArgumentParser, add_debug_flag, run_cli
 from dipo.testbed.build import TestbedConfig, build_testbed
 
 SCALAR_FIELDS = [f for f in fields(TestbedConfig) if not isinstance(f.default, tuple) and f.default is not MISSING]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dipo testbed", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="dipo testbed", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in SCALAR_FIELDS:
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
                             help=f"{f.metadata['help']} (default: {f.default})")
@@ -29,16 +30,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="measure accuracy per level, the group-kind mix and the perplexity regime")
     parser.add_argument("--check-prompts", type=int, default=100, help="prompts sampled by --check")
     parser.add_argument("--split", choices=["train", "test"], default="test", help="task split used by --check")
+    add_debug_flag(parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def testbed(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    try:
-        config = TestbedConfig(**{f.name: getattr(args, f.name) for f in SCALAR_FIELDS})
-    except ValueError as exc:
-        print(f"dipo testbed: {exc}")
-        return 2
+    config = TestbedConfig(**{f.name: getattr(args, f.name) for f in SCALAR_FIELDS})  # ValueError names the field
     started = time.perf_counter()
     path = build_testbed(config, force=args.force)
     print(f"testbed model: {path}  ({time.perf_counter() - started:.1f}s)")
@@ -47,3 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(group_kind_mix(path, n_prompts=args.check_prompts, split=args.split), indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli("dipo testbed", testbed, argv)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import html
+import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dipo._cli_util import ArgumentParser, UsageError, add_debug_flag, run_cli
 from dipo.testbed.tasks import ALL_LEVELS
 
 # The training schedule; both methods get exactly the same (QUICK for --quick)
@@ -67,15 +70,33 @@ def heldout_table(runs: list[DemoRun]) -> str:
             "<th>final evaluation</th><th>training seconds</th></tr>" + "".join(rows) + "</table>")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dipo demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def demo(argv: list[str]) -> int:
+    parser = ArgumentParser(prog="dipo demo", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a ~2-minute version (few steps, small held-out set)")
-    parser.add_argument("--out", type=Path, default=None, help="run directory (default: runs/demo-<time>)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run directory (default: runs/demo-<time>); a folder that is not empty is refused "
+                             "unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true", help="replace a previous demo in --out")
     parser.add_argument("--seed", type=int, default=0, help="seed of both training runs")
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="RL learning rate of both runs")
     parser.add_argument("--methods", default="dapo,dipo", help="comma-separated methods to compare")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
+    from dipo.engines.trl.config import METHODS
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods or any(m not in METHODS for m in methods) or len(set(methods)) != len(methods):
+        raise UsageError(f"--methods {args.methods}: give distinct methods from {METHODS}, comma-separated")
+    out = args.out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not args.overwrite:  # two demos in one folder would merge into one report
+            raise UsageError(f"--out {out}: not empty (a previous demo?); pass --overwrite to replace it, or "
+                             "another --out")
+        for method in methods:
+            shutil.rmtree(out / method, ignore_errors=True)
 
     import torch
 
@@ -84,14 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     from dipo.engines.trl.cli import main as train_main
     from dipo.testbed.build import build_testbed
 
-    out = args.out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     print("[1/3] testbed model (cached after the first build) ...", flush=True)
     model_dir = build_testbed()
     print(f"      {model_dir}", flush=True)
     runs = []
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for i, method in enumerate(methods, start=1):
         print(f"[2/3] training {method.upper()} ({i}/{len(methods)}) ...", flush=True)
         t0 = time.perf_counter()
@@ -99,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                                      args.learning_rate))
         runs.append(DemoRun(method, out / method, time.perf_counter() - t0, code))
         if code != 0:
-            print(f"dipo demo: training {method} failed (exit code {code})")
+            print(f"dipo demo: training {method} failed (exit code {code})", file=sys.stderr)
             return code
     print("[3/3] report ...", flush=True)
     report = write_report([load_run(r.run_dir, r.method.upper()) for r in runs], out,
@@ -107,3 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"done in {time.perf_counter() - started:.0f}s")
     print(report)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli("dipo demo", demo, argv)
