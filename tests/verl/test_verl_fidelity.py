@@ -69,3 +69,27 @@ def test_queue_sees_evicted_groups_in_the_same_queue_batch_as_the_step(fake_tq):
     expected = np.c_[core.queue.logppl.round(5), core.queue.correct]
     np.testing.assert_array_equal(engine[np.lexsort(engine.T[::-1])], expected[np.lexsort(expected.T[::-1])])
     assert len(trainer.dipo.queue._batches) == 2  # the prior batch + this step, not three
+
+
+def test_dynamic_sampling_must_judge_groups_by_the_verifier():
+    from dipo.engines.verl.config import validate_verl_config
+
+    validate_verl_config(config(FILTER_ON), dipo_aware_filter=True)
+    with pytest.raises(ValueError, match=r"algorithm.filter_groups.metric='score' but dipo.correct_key='acc'"):
+        validate_verl_config(config(["algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=score"]),
+                             dipo_aware_filter=True)
+
+
+def test_filter_and_adapter_score_the_final_output_of_each_session(fake_tq):  # noqa: F811
+    """An agent loop writes two outputs for session 0 of group 'hardlow' (keys ..._0_0 and ..._0_1); verl's GRPO and
+    the adapter score the last one, and so must the filter's judgement and the queue."""
+    trainer = bare_trainer(config(FILTER_ON))
+    buffer = trainer._build_replay_buffer()
+    keys, rows, tags = trajectory_rows(GROUPS[1:2])
+    extra = dict(rows[0], rollout_log_probs=torch.full((3,), -9.0), response_mask=torch.ones(3, dtype=torch.int64))
+    keys, rows, tags = ["hardlow_0_1", *keys], [extra, *rows], [dict(tags[0]), *tags]
+    fake_tq.add("train", keys, rows, tags)
+    buffer.partitions["train"] = {key: {} for key in keys}
+    group_ids, logppl, correct = buffer._final_outputs("train", {"hardlow"}, with_correct=True)
+    assert list(group_ids) == ["hardlow"] * 4 and not correct.any()
+    np.testing.assert_allclose(sorted(logppl), [0.35, 0.4, 0.5, 9.0], atol=1e-6)  # session 0: its last output (9.0)

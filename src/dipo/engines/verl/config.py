@@ -141,6 +141,14 @@ def validate_verl_config(config, dipo_aware_filter: bool) -> DiPOConfig:
             "DiPO learns from. Use the DiPO trainer's DiPO-aware filter (leave trainer.v1.sampler.custom_sampler "
             "unset) or set algorithm.filter_groups.enable=false"
         )
+    metric = _get(config, "algorithm.filter_groups.metric", None)
+    if (options.enable and options.correct_key and _get(config, "algorithm.filter_groups.enable", False)
+            and metric != options.correct_key):
+        raise ValueError(
+            f"algorithm.filter_groups.metric={metric!r} but dipo.correct_key={options.correct_key!r}: dynamic sampling "
+            "must judge groups by the verifier's reward, as DiPO does (a shaped score would keep all-wrong groups "
+            f"whose length penalty varies); set algorithm.filter_groups.metric={options.correct_key}"
+        )
     scale = "group" if _get(config, "algorithm.norm_adv_by_std_in_grpo", True) else "none"
     core = options.core()
     return DiPOConfig(**{**core.to_dict(), "scale": scale})
