@@ -125,7 +125,7 @@ def test_metrics_by_hand():
     # 4 cases, k = 3, positive class "high"
     gold = ["high", "high", "low", "low"]
     predicted = [["high", "high", "low"],   # 2/3 right, vote high (right)
-                 [None, "low", "high"],     # 1/3 right, vote low (reached 1 first; wrong)
+                 [None, "low", "high"],     # 1/3 right, vote low (a tie: seen first; wrong)
                  ["low", "low", "low"],     # 3/3 right, vote low (right)
                  ["high", None, None]]      # 0/3 right, vote high (wrong)
     m = classification_metrics(gold, predicted, LABELS, positive="high")
@@ -158,7 +158,8 @@ def test_undefined_ratios_are_none_not_zero():
 
 
 def test_vote_ties_and_empty():
-    assert vote(["low", "high", "high", "low"]) == "high"  # high reached 2 first
+    assert vote(["low", "high", "high", "low"]) == "low"  # a tie: the label seen first, as maths' maj@k
+    assert vote(["low", "high", "high"]) == "high"
     assert vote([None, None]) is None
     assert vote([None, "low"]) == "low"
 

@@ -6,9 +6,9 @@ when it gives none):
 
 - `mean@k` (= `accuracy`): the share of a case's samples whose label is the gold label, averaged
   over cases. A sample without a label is wrong.
-- `maj@k`: per case, the label most samples give (ties: the label that reached the top count
-  first, in sample order; samples without a label do not vote) is the case's vote; the share of
-  cases whose vote is the gold label. A case with no labelled sample has no vote and is wrong.
+- `maj@k`: per case, the label most samples give (ties: the one that appears first, as for
+  maths' maj@k; samples without a label do not vote) is the case's vote; the share of cases
+  whose vote is the gold label. A case with no labelled sample has no vote and is wrong.
 - `pass@k`: the unbiased estimator over the k samples (as for maths).
 - For the positive class P, counted over every sample (`precision`, `recall`, `f1`) and over the
   votes (`maj@k_precision`, ...): TP = predicted P and gold P, FP = predicted P and gold not P,
@@ -53,17 +53,10 @@ def positive_class_scores(gold: Sequence[str], predicted: Sequence[str | None], 
 
 
 def vote(labels: Sequence[str | None]) -> str | None:
-    """The majority label of one case's samples (ties: the label that reached the top count
-    first; None votes nothing); None when no sample has a label."""
-    counts: Counter = Counter()
-    best, best_count = None, 0
-    for label in labels:
-        if label is None:
-            continue
-        counts[label] += 1
-        if counts[label] > best_count:
-            best, best_count = label, counts[label]
-    return best
+    """The majority label of one case's samples (ties: the one that appears first; None votes
+    nothing); None when no sample has a label."""
+    counts = Counter(label for label in labels if label is not None)
+    return counts.most_common(1)[0][0] if counts else None  # most_common keeps first-seen order on ties
 
 
 def classification_metrics(gold: Sequence[str], predicted: Sequence[Sequence[str | None]],
