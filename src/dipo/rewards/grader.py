@@ -298,6 +298,9 @@ class MathGrader:
                     continue
                 if job == "ready":
                     worker.ready = True
+                    if task == "math" and not result:
+                        raise RuntimeError("maths grading needs math-verify, which the grading worker cannot import "
+                                           f"({sys.executable}): pip install math-verify")
                 elif worker.job and job == worker.job[0]:
                     if ok:
                         verdicts[job] = result

@@ -2,7 +2,8 @@
 
 Started by `dipo.rewards.grader.MathGrader` as a fresh interpreter (never a fork or a re-import
 of the caller's main module). It talks over the connected socket FD: it sends
-`("ready", True, None)` once math-verify is imported, then answers each `(job, task, args)` with
+`("ready", True, HAS_MATH_VERIFY)` once math-verify is imported (the tool-call tasks work
+without it), then answers each `(job, task, args)` with
 `(job, True, TASKS[task](*args))`, or `(job, False, error name)` if the task raised, and exits on
 `None`, when the other end closes, or when its parent dies. SOFT_TIMEOUT (whole seconds,
 0 = none) is passed to math-verify's own alarms; MEMORY_MB (0 = no limit) caps the worker's
@@ -53,13 +54,17 @@ def main(argv: list[str]) -> int:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = memory_mb * 2**20 if hard == resource.RLIM_INFINITY else min(hard, memory_mb * 2**20)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    import math_verify  # noqa: F401 - import before announcing, so deadlines exclude it
-
+    try:
+        import math_verify  # noqa: F401 - import before announcing, so deadlines exclude it
+    except ImportError:
+        has_math_verify = False
+    else:
+        has_math_verify = True
     tasks = _tasks(soft_timeout or None)
     logging.disable(logging.WARNING)  # math-verify warns per unparsable answer
     conn = Connection(fd)
     try:
-        conn.send(("ready", True, None))
+        conn.send(("ready", True, has_math_verify))
         while (message := conn.recv()) is not None:
             job, task, args = message
             try:
