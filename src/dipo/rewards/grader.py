@@ -139,6 +139,7 @@ class _Worker:
         self.conn = Connection(parent_end.detach())
         self.started = time.monotonic()
         self.ready = False
+        self.has_math_verify = False  # as the worker reports when ready
         self.job: tuple[int, float] | None = None  # (item index, dispatch time)
 
     def alive(self) -> bool:
@@ -279,6 +280,9 @@ class MathGrader:
             now = time.monotonic()
             for worker in self._workers:
                 if worker.ready and worker.job is None and pending:
+                    if task == "math" and not worker.has_math_verify:
+                        raise RuntimeError("maths grading needs math-verify, which the grading worker cannot import "
+                                           f"({sys.executable}): pip install math-verify")
                     job = pending.popleft()
                     try:
                         worker.conn.send((job, task, items[job]))
@@ -297,10 +301,7 @@ class MathGrader:
                     self._replace(worker, crashed=True)
                     continue
                 if job == "ready":
-                    worker.ready = True
-                    if task == "math" and not result:
-                        raise RuntimeError("maths grading needs math-verify, which the grading worker cannot import "
-                                           f"({sys.executable}): pip install math-verify")
+                    worker.ready, worker.has_math_verify = True, bool(result)
                 elif worker.job and job == worker.job[0]:
                     if ok:
                         verdicts[job] = result
@@ -317,7 +318,7 @@ class MathGrader:
                                    self.timeouts)
                     self._replace(worker)
                 elif not worker.ready and now - worker.started > self.startup_timeout:
-                    raise RuntimeError(f"math grading worker did not start within {self.startup_timeout}s")
+                    raise RuntimeError(f"grading worker did not start within {self.startup_timeout}s")
         return verdicts
 
     def _replace(self, worker: _Worker, crashed: bool = False) -> None:
@@ -327,8 +328,7 @@ class MathGrader:
             if not worker.ready:
                 worker.kill()
                 self._workers.remove(worker)
-                raise RuntimeError("math grading worker failed to start (is math-verify installed? "
-                                   f"try: {sys.executable} -m dipo.rewards.worker)")
+                raise RuntimeError(f"grading worker failed to start (try: {sys.executable} -m dipo.rewards.worker)")
         worker.kill()
         worker.job = None
         self._workers[self._workers.index(worker)] = self._new_worker()
