@@ -314,3 +314,12 @@ def test_verifier_rewards_outside_the_range_are_counted_and_warned_once(caplog):
     assert first.metrics["dipo/correctness_out_of_range"] == 2 and second.metrics["dipo/correctness_out_of_range"] == 1
     assert caplog.text.count("outside [r_min=0.0, r_max=1.0]") == 1
     assert first.correct.tolist() == [True, False, True, False]  # compared as they are, not remapped
+
+
+@SETTINGS
+@given(batch=batches(), scale=st.sampled_from(["group", "batch", "none"]))
+def test_step_realloc_advantages_equal_full_group_advantages_bit_for_bit(batch, scale):
+    rewards, logppl, group_ids = batch
+    dipo = DiPO(DiPOConfig(use_psd=False, scale=scale))
+    out = dipo.step(rewards, np.nan_to_num(logppl, nan=0.5), group_ids)
+    assert torch.equal(out.realloc_advantages, group_advantages(out.realloc.rewards, group_ids, scale, 1e-4))

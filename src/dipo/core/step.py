@@ -119,7 +119,7 @@ class DiPO:
             base = group_advantages(r, group_ids, cfg.scale, cfg.eps)
         else:
             base = flat_group_advantages(r, vr, group_ids, cfg.scale, cfg.eps)
-        extra = group_advantages(realloc.rewards, group_ids, cfg.scale, cfg.eps)
+        extra = _realloc_advantages(realloc, group_ids, cfg.scale, cfg.eps)
         combined = base + cfg.alpha * extra
         metrics = step_metrics(realloc, split, to_numpy(lp), correct, len(self.queue))
         metrics["dipo/correctness_out_of_range"] = float(out_of_range)
@@ -142,6 +142,20 @@ class DiPO:
         if not isinstance(state, dict) or "queue" not in state:
             raise ValueError("DiPO.load_state_dict: expected a dict with a 'queue' entry (from DiPO.state_dict())")
         self.queue.load_state_dict(state["queue"])
+
+
+def _realloc_advantages(realloc: Reallocation, group_ids, scale: str, eps: float) -> torch.Tensor:
+    """``A(R_r)``, ``[N]``. ``R_r`` is constant outside fired groups, where ``A(R_r) = 0`` exactly, so with
+    per-group (or no) normalisation only the fired groups' samples are normalised: the same values bit
+    for bit (each group's sums run over the same samples in the same order), near-free when few fire."""
+    if scale == "batch":  # the batch std involves every sample
+        return group_advantages(realloc.rewards, group_ids, scale, eps)
+    extra = torch.zeros_like(realloc.rewards)
+    fired = realloc.sample_fired
+    if fired.any():
+        sel = torch.as_tensor(fired, device=extra.device)
+        extra[sel] = group_advantages(realloc.rewards[sel], realloc.group_index[fired], scale, eps)
+    return extra
 
 
 def step_metrics(realloc: Reallocation, split: PerplexitySplit, logppl: np.ndarray, correct: np.ndarray,
