@@ -125,6 +125,15 @@ def _load_model(args):
     return model, tokenizer
 
 
+def _cap_to_context(args, context: int | None) -> None:
+    """A generation limit past the model's context length (the 32k default on a small model) is cut to it."""
+    for name in ("max_new_tokens", "bfcl_max_new_tokens"):
+        if context and getattr(args, name) > context:
+            print(f"dipo eval: --{name} {getattr(args, name)} exceeds the model's context ({context}); using {context}",
+                  file=sys.stderr)
+            setattr(args, name, context)
+
+
 def run(args, out: Path | None = None) -> dict:
     """Evaluate every benchmark; with `out`, results so far are written after each one."""
     from dipo.eval.generation import VLLMGenerator, vllm_available
@@ -152,6 +161,7 @@ def run(args, out: Path | None = None) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(args.model)
     else:
         model, tokenizer = _load_model(args)
+        _cap_to_context(args, getattr(model.config, "max_position_embeddings", None))
     progress = not args.no_progress
 
     vllm = VLLMGenerator(args.model, seed=args.seed) if use_vllm else None
