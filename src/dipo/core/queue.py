@@ -39,15 +39,13 @@ class PerplexityQueue:
         held); ``new_batch=False`` appends to the newest batch (a later dynamic-sampling round of the
         same training step), or opens the first one when the queue is empty.
         """
-        lp = np.asarray(to_numpy(logppl), dtype=np.float64).reshape(-1)
-        ok = np.asarray(to_numpy(correct)).reshape(-1).astype(bool)
+        lp = np.array(to_numpy(logppl), dtype=np.float64).reshape(-1)  # copies: the caller may reuse its buffers
+        ok = np.array(to_numpy(correct), dtype=bool).reshape(-1)
         if lp.shape != ok.shape:
             raise ValueError(f"PerplexityQueue.push: logppl has {lp.size} values but correct has {ok.size}")
         keep = np.isfinite(lp)
         if not keep.all():
             lp, ok = lp[keep], ok[keep]
-        else:
-            lp, ok = lp.copy(), ok.copy()  # the caller may reuse its buffers
         order = np.argsort(lp)
         lp_sorted, ok_sorted = lp[order], ok[order]
         if new_batch or not self._batches:
