@@ -36,7 +36,8 @@ def heldout_metrics(trainer) -> dict[str, float]:
             samples = generate_transformers(model, tokenizer, prompts, k=k, temperature=args.temperature,
                                             top_p=args.top_p, max_new_tokens=args.max_completion_length,
                                             batch_size=args.per_device_eval_batch_size * k, seed=args.seed,
-                                            progress=False, desc="held-out")
+                                            progress=accelerator.is_main_process and not args.disable_tqdm,
+                                            desc="held-out eval")
         texts = [s.text for group in samples for s in group]
         columns = {key: [row[key] for row in shard for _ in range(k)] for key in shard[0] if key != "prompt"}
         total = [0.0] * len(texts)
