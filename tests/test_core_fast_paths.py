@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from dipo.core import DiPO, DiPOConfig, reallocate_rewards, split_perplexity_space
 from dipo.core._util import group_index
-from dipo.core.psd import _best_threshold_sorted
+from dipo.core.psd import _best_threshold_sorted, _middle_of_cuts
 
 
 def reference_best_threshold_sorted(v, correct_sorted):
+    """The former fit: int64 errors, realisable cuts by index arrays (the tie-break rule is shared)."""
     c = correct_sorted.astype(np.int64)
     n = v.size
     correct_before = np.concatenate(([0], np.cumsum(c)))
@@ -32,20 +33,7 @@ def reference_best_threshold_sorted(v, correct_sorted):
     run_starts = np.flatnonzero(np.diff(np.concatenate(([-2], rank))) != 1)
     run_ends = np.concatenate((run_starts[1:], [optimal.size])) - 1
     mid = run_starts.size // 2
-    first, last = optimal[run_starts[mid]], optimal[run_ends[mid]]
-    lower = v[first - 1] if first > 0 else -math.inf
-    upper = v[last] if last < n else math.inf
-    if math.isinf(lower) and math.isinf(upper):
-        tau = float(v[0])
-    elif math.isinf(lower):
-        tau = float(upper)
-    elif math.isinf(upper):
-        tau = float(np.nextafter(lower, math.inf))
-    else:
-        tau = float((lower + upper) / 2)
-        if not lower < tau <= upper:
-            tau = float(upper)
-    return tau, float(best) / n
+    return _middle_of_cuts(v, optimal[run_starts[mid]], optimal[run_ends[mid]]), float(best) / n
 
 
 def reference_group_index(ids):

@@ -94,9 +94,13 @@ def _best_threshold_sorted(v: np.ndarray, correct_sorted: np.ndarray) -> tuple[f
     run_starts = np.flatnonzero(np.diff(rank, prepend=-2) != 1)
     run_ends = np.concatenate((run_starts[1:], [optimal.size])) - 1
     mid = run_starts.size // 2
-    first, last = optimal[run_starts[mid]], optimal[run_ends[mid]]
+    return _middle_of_cuts(v, optimal[run_starts[mid]], optimal[run_ends[mid]]), float(best) / n
+
+
+def _middle_of_cuts(v: np.ndarray, first: int, last: int) -> float:
+    """The threshold in the middle of the interval realising cuts ``first..last`` of sorted ``v``."""
     lower = v[first - 1] if first > 0 else -math.inf
-    upper = v[last] if last < n else math.inf
+    upper = v[last] if last < v.size else math.inf
     if math.isinf(lower) and math.isinf(upper):
         tau = float(v[0])  # everything equal and both one-space labellings tie: all 'high'
     elif math.isinf(lower):
@@ -107,7 +111,7 @@ def _best_threshold_sorted(v: np.ndarray, correct_sorted: np.ndarray) -> tuple[f
         tau = float((lower + upper) / 2)
         if not lower < tau <= upper:  # float rounding on near-equal neighbours
             tau = float(upper)
-    return tau, float(best) / n
+    return tau
 
 
 @dataclass(frozen=True)
