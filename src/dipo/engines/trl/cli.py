@@ -613,6 +613,9 @@ def train(argv: list[str]) -> int:
         trainer = build_trainer(script, training, model_args)
         if trainer.accelerator.is_main_process:
             save_resolved_config(run_dir / "config.yaml", script, training, model_args)
+            start = f"resuming from {resume}" if resume else "from scratch"
+            print(f"dipo train: {training.method} on {script.dataset_name} ({len(trainer.train_dataset)} prompts), "
+                  f"{start}; run directory {run_dir}", file=sys.stderr)
         interrupt = GracefulInterrupt()
         trainer.add_callback(interrupt)
         try:
@@ -624,6 +627,8 @@ def train(argv: list[str]) -> int:
                   f"--resume_from_checkpoint last", file=sys.stderr)
             return 128 + interrupt.signum
         trainer.save_model(str(run_dir / "final"))
+        if trainer.accelerator.is_main_process:
+            print(f"dipo train: done; model in {run_dir / 'final'}, plots: dipo analyze {run_dir}", file=sys.stderr)
         return 0
     finally:
         if lock is not None:
