@@ -76,15 +76,6 @@ def completion_logprobs(model, rollout: Rollout, temperature: float) -> torch.Te
     return torch.log_softmax(logits, dim=-1).gather(-1, rollout.completion_ids.unsqueeze(-1)).squeeze(-1)
 
 
-def policy_loss(model, rollout: Rollout, advantages: torch.Tensor, old_logprobs: torch.Tensor | None,
-                mask: torch.Tensor, temperature: float, clip_low: float = 0.2, clip_high: float = 0.28):
-    """Step 5: DAPO's token-level clipped surrogate over ``mask``; ``old_logprobs=None`` means the
-    batch was sampled by the current weights (one update per batch)."""
-    logprobs = completion_logprobs(model, rollout, temperature)
-    old = logprobs.detach() if old_logprobs is None else old_logprobs
-    return dapo_token_loss(logprobs, old, advantages, mask, clip_low, clip_high)
-
-
 def train(model, tokenizer, rows: list[dict], steps: int, prompts_per_step: int, group_size: int,
           max_new_tokens: int = 80, temperature: float = 1.0, lr: float = 1e-4,
           config: DiPOConfig | None = None, reward_fn=math_reward, log=print) -> list[dict]:
@@ -106,7 +97,8 @@ def train(model, tokenizer, rows: list[dict], steps: int, prompts_per_step: int,
         out = dipo.step(rewards, logppl, rollout.group_ids)                                   # step 4
         keep = dynamic_sampling_keep(rewards, rollout.group_ids, out.realloc.rewards)
         mask = rollout.completion_mask * keep.unsqueeze(1)
-        loss, clip_stats = dapo_token_loss(logprobs, logprobs.detach(), out.advantages, mask)  # step 5
+        # step 5; one update per batch, so the behaviour log-probs are the current ones (ratio 1)
+        loss, clip_stats = dapo_token_loss(logprobs, logprobs.detach(), out.advantages, mask, 0.2, 0.28)
         optimizer.zero_grad()
         loss.backward()                                                                       # step 6
         optimizer.step()

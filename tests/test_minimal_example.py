@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dipo.core import DiPO, DiPOConfig, sequence_logppl
+from dipo.core import DiPO, DiPOConfig, dapo_token_loss, sequence_logppl
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "minimal_dipo.py"
 
@@ -62,7 +62,8 @@ def test_loss_equals_the_trl_engine_loss_on_the_same_batch(tiny_model_dir, polic
     mask = rollout.completion_mask.clone()
     mask[:2] = 0  # a group dropped by dynamic sampling
 
-    ours, stats = example.policy_loss(model, rollout, advantages, old, mask, temperature=0.7)
+    # what the example's train() computes, with behaviour log-probs that differ from the current ones
+    ours, stats = dapo_token_loss(example.completion_logprobs(model, rollout, 0.7), old, advantages, mask, 0.2, 0.28)
     assert stats["clip_frac_low"] > 0 and stats["clip_frac_high"] > 0
 
     trainer = make_trainer(tiny_model_dir, tmp_path, method="dipo", temperature=0.7, num_generations=4,
