@@ -213,7 +213,7 @@ class _FakeTrainer:
         self.run_dir, self.resumed_from = run_dir, "not called"
         self.accelerator = SimpleNamespace(is_main_process=True)
         self.state = SimpleNamespace(global_step=0)
-        self.callbacks = []
+        self.callbacks, self.train_dataset = [], [{"prompt": "1+1?"}]
 
     def add_callback(self, callback):
         self.callbacks.append(callback)
