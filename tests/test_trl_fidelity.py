@@ -93,6 +93,10 @@ def test_queue_holds_every_round_of_a_step_as_one_batch(tiny_model_dir, tmp_path
     engine = np.c_[trainer.dipo.queue.logppl.round(5), trainer.dipo.queue.correct]
     expected = np.c_[core.queue.logppl.round(5), core.queue.correct]
     np.testing.assert_array_equal(engine[np.lexsort(engine.T[::-1])], expected[np.lexsort(expected.T[::-1])])
+    last = [m for m in read_metrics(tmp_path) if "loss" in m][-1]  # per-step metrics: the step's whole queue batch
+    assert last["dipo/queue_size"] == len(trainer.dipo.queue)
+    fired = read_rollouts(tmp_path, 3).groupby(["round", "group_id"])["fired"].first()
+    assert last["dipo/fired_hard"] + last["dipo/fired_easy"] == fired.sum()  # summed over the step's rounds
 
 
 def test_vllm_server_with_raw_logprobs_is_a_config_error():
@@ -132,3 +136,58 @@ def test_cde_bonus_ranks_an_all_wrong_group_by_perplexity(tiny_model_dir, tmp_pa
     weights = [m["cde/weight"] for m in read_metrics(tmp_path) if "cde/weight" in m]
     assert weights == [0.5, 0.0]  # staircase: full weight for the first half of training, then none
     assert (read_rollouts(tmp_path, 2)["shaped_reward"] == 0).all()
+
+
+# -- checkpoints (issue #14): written atomically, resumed exactly or refused -------------------------
+
+def test_a_save_killed_midway_leaves_the_previous_checkpoint_complete(tiny_model_dir, tmp_path, monkeypatch):
+    import dipo.engines.trl.trainer as trainer_module
+
+    trainer = make_trainer(tiny_model_dir, tmp_path, method="dipo", max_steps=2, save_strategy="steps",
+                           save_steps=1, save_total_limit=1)
+    real_save_state, calls = trainer_module.save_state, []
+
+    def dies_on_second_save(path, state):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed during the save")
+        real_save_state(path, state)
+
+    monkeypatch.setattr(trainer_module, "save_state", dies_on_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-1"]  # not rotated away
+    assert (tmp_path / "checkpoint-1" / "dipo_state.pt").is_file()
+    assert ".staging-checkpoint-2" in calls[1].parts[-3]  # the half-written one never got its public name
+
+
+def test_checkpoints_are_published_whole_and_rotated(tiny_model_dir, tmp_path):
+    make_trainer(tiny_model_dir, tmp_path, method="dipo", max_steps=3, save_strategy="steps", save_steps=1,
+                 save_total_limit=2).train()
+    assert sorted(p.name for p in tmp_path.iterdir() if "checkpoint" in p.name) == ["checkpoint-2", "checkpoint-3"]
+    for name in ("dipo_state.pt", "trainer_state.json", "optimizer.pt", "scheduler.pt", "model.safetensors"):
+        assert (tmp_path / "checkpoint-3" / name).is_file(), name
+
+
+@pytest.mark.parametrize("damage", ["dipo_state.pt", "empty dipo_state.pt", "optimizer.pt", "rng_state.pth"])
+def test_resume_from_an_incomplete_checkpoint_is_refused_in_one_line(tiny_model_dir, tmp_path, damage):
+    make_trainer(tiny_model_dir, tmp_path, method="dipo", max_steps=1, save_strategy="steps", save_steps=1).train()
+    target = tmp_path / "checkpoint-1" / damage.split()[-1]
+    if damage.startswith("empty"):
+        target.write_bytes(b"")
+    else:
+        target.unlink()
+    resumed = make_trainer(tiny_model_dir, tmp_path, method="dipo", max_steps=2)
+    with pytest.raises(ValueError, match=rf"checkpoint-1: cannot resume exactly, missing {damage.split()[-1]}"):
+        resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-1"))
+    accepted = make_trainer(tiny_model_dir, tmp_path, method="dipo", max_steps=2, allow_inexact_resume=True)
+    accepted.train(resume_from_checkpoint=str(tmp_path / "checkpoint-1"))
+    assert accepted.state.global_step == 2
+
+
+def test_a_foreign_dipo_state_file_is_one_clear_error(tiny_model_dir, tmp_path):
+    make_trainer(tiny_model_dir, tmp_path, method="dipo", max_steps=1, save_strategy="steps", save_steps=1).train()
+    (tmp_path / "checkpoint-1" / "dipo_state.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"dipo_state.pt: cannot restore the DiPO state"):
+        make_trainer(tiny_model_dir, tmp_path, method="dipo", max_steps=2).train(
+            resume_from_checkpoint=str(tmp_path / "checkpoint-1"))

@@ -1,5 +1,5 @@
-"""Two training processes (torch.distributed on CPU, gloo): every rank holds the same PPL queue and
-dynamic sampling fills each rank's batch from whole groups."""
+"""Two training processes (torch.distributed on CPU, gloo): every rank holds the same PPL queue,
+dynamic sampling fills each rank's batch from whole groups, and checkpoints are published whole."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ CHILD = textwrap.dedent('''
     def reward(completions, id, **kwargs):  # even prompt ids always right: DAPO drops them, refills
         return [1.0 if int(i[-1]) % 2 == 0 else float(zlib.crc32(c.encode()) % 2) for c, i in zip(completions, id)]
 
-    trainer = make_trainer(sys.argv[1], sys.argv[2], reward=reward, method="dapo", max_steps=2)
+    trainer = make_trainer(sys.argv[1], sys.argv[2], reward=reward, method="dapo", max_steps=2,
+                           save_strategy="steps", save_steps=1, save_total_limit=1)
     trainer.train()
     rank = trainer.accelerator.process_index
     assert trainer.accelerator.num_processes == 2
@@ -49,6 +50,9 @@ def test_two_processes_share_one_queue(tiny_model_dir, tmp_path):
         assert len(rec) % 16 == 0 and rec["kept"].sum() == 16  # 2 ranks x 8 completions kept
         assert rec.groupby("group_id")["kept"].nunique().eq(1).all()  # whole groups only
     assert any(read_rollouts(out, step)["round"].max() >= 1 for step in (1, 2))  # a refill happened
+    # checkpoints staged and published once by the main process, then rotated (every rank took part)
+    assert sorted(p.name for p in out.iterdir() if "checkpoint" in p.name) == ["checkpoint-2"]
+    assert (out / "checkpoint-2" / "dipo_state.pt").is_file()
     metrics = [m for m in read_metrics(out) if "loss" in m]
     assert [m["step"] for m in metrics] == [1, 2]
     assert metrics[-1]["dipo/queue_size"] == len(queues[0]["logppl"])

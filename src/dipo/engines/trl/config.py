@@ -137,6 +137,11 @@ class DiPOConfig(GRPOConfig):
         "(mean@k). 0 = off.",
         0,
     )
+    allow_inexact_resume: bool = _help(
+        "Resume from a checkpoint that lacks state an exact resume needs (dipo_state.pt: PPL queue and refill "
+        "position; optimizer, scheduler, RNG, trainer state), with a warning. False (default): refused in one line.",
+        False,
+    )
     heldout_k: int = _help("Samples per held-out problem for mean@k.", 1)
     heldout_max_problems: int | None = _help("Evaluate on at most this many held-out problems. None = all.", None)
 

@@ -13,7 +13,8 @@ private hooks (they are private, hence the pin):
   add DAPO's overlong shaping / CDE's bonus to the reward, run dynamic sampling (drop groups without
   signal, refill with new prompts), log DiPO's metrics into TRL's metrics and write rollout records;
 - `_save_checkpoint` / `_load_optimizer_and_scheduler`: save and restore the PPL queue and the
-  refill sampler's position with each checkpoint; `log`: also append to `metrics.jsonl`.
+  refill sampler's position with each checkpoint, written atomically (staged, then renamed) and
+  refused on resume when incomplete (`dipo.engines.trl.checkpoints`); `log`: also append to `metrics.jsonl`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 from accelerate.utils import broadcast_object_list, gather_object
 from transformers import TrainerCallback
+from transformers.trainer_utils import rotate_checkpoints
 from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
@@ -41,6 +44,7 @@ from dipo.core import (
 )
 from dipo.engines.run_log import append_metrics, truncate_metrics, write_rollouts
 from dipo.engines.trl.batch_ops import concat_batches, select_rows
+from dipo.engines.trl.checkpoints import STATE_FILE, load_state, publish, resume_gaps, save_state, staging_dir
 from dipo.engines.trl.config import DiPOConfig, check_vllm_server_logprobs
 from dipo.engines.trl.correctness import resolve_correctness_funcs, verifier_rewards
 from dipo.engines.trl.reward_guard import guard_reward
@@ -48,7 +52,6 @@ from dipo.engines.trl.rollout_logprobs import SampledTokenLogprobs, extra_logits
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "dipo_state.pt"
 
 
 @dataclass
@@ -68,6 +71,7 @@ class _Round:
     batch: dict
     keep: torch.Tensor  # [N_global] bool: the sample's group survives dynamic sampling
     records: dict[str, np.ndarray]
+    metrics: dict[str, float]  # DiPO's metrics of this round (combined per step by `_metrics_over_rounds`)
 
 
 class DiPOTrainer(GRPOTrainer):
@@ -162,6 +166,8 @@ class DiPOTrainer(GRPOTrainer):
             batch = self._select_groups(rounds)
         else:
             batch = rounds[0].batch
+        for key, value in _metrics_over_rounds([r.metrics for r in rounds]).items():
+            self._metrics["train"][key].append(value)
         if self.args.save_rollouts and self.accelerator.is_main_process:
             records = {k: np.concatenate([r.records[k] for r in rounds]) for k in rounds[0].records}
             write_rollouts(self.run_dir / "rollouts" / f"step-{step:06d}.parquet", records)
@@ -205,9 +211,6 @@ class DiPOTrainer(GRPOTrainer):
         batch["advantages"] = out.advantages[rank * n_local:(rank + 1) * n_local].to(device)
         self._logs["advantages"].clear()  # TRL logged its own advantages (the deque holds one round)
         self._logs["advantages"].extend(out.advantages.tolist())
-        for key, value in out.metrics.items():
-            self._metrics["train"][key].append(value)
-
         realloc = out.realloc.rewards if args.method == "dipo" else None
         keep = dynamic_sampling_keep(verifier, group_ids, realloc)
         records = out.records()
@@ -223,7 +226,7 @@ class DiPOTrainer(GRPOTrainer):
         )
         if not args.dynamic_sampling:
             records["kept"][:] = True
-        return _Round(batch, keep, records)
+        return _Round(batch, keep, records, out.metrics)
 
     def _rollout_stats(self, rollout: _Rollout):
         """Per local sample: completion length (model tokens), log-PPL from the rollout log-probs, truncation."""
@@ -321,20 +324,52 @@ class DiPOTrainer(GRPOTrainer):
     # -- checkpoints and logs ---------------------------------------------------------------------
 
     def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        if self.args.should_save:  # every rank holds the same queue: the main one writes it
-            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
-            torch.save({"dipo": self.dipo.state_dict(), "refill_draws": self._refill_draws}, folder / STATE_FILE)
+        """Stage the whole checkpoint, publish it with one rename, then rotate (`checkpoints` module)."""
+        args = self.args
+        step, run_dir = self.state.global_step, Path(self._get_output_dir(trial=trial))
+        atomic = args.metric_for_best_model is None and not args.push_to_hub  # both read the folder in place
+        staged_parent = staging_dir(run_dir, step) if atomic else run_dir
+        if atomic and args.should_save and staged_parent.exists():
+            shutil.rmtree(staged_parent)  # left by a save that was killed
+        limit = args.save_total_limit
+        if atomic:
+            args.save_total_limit = None  # rotate only once the new checkpoint is complete
+            self._get_output_dir = lambda trial=None: str(staged_parent)  # shadows the method during the save
+        try:
+            super()._save_checkpoint(model, trial)
+            if args.should_save:  # every rank holds the same queue: the main one writes it
+                save_state(staged_parent / f"checkpoint-{step}" / STATE_FILE,
+                           {"dipo": self.dipo.state_dict(), "refill_draws": self._refill_draws})
+        finally:
+            if atomic:
+                del self._get_output_dir
+                args.save_total_limit = limit
+        if not atomic:
+            return
+        self.accelerator.wait_for_everyone()  # every rank has written its part
+        if args.should_save:
+            publish(staged_parent / f"checkpoint-{step}", run_dir / f"checkpoint-{step}")
+            shutil.rmtree(staged_parent, ignore_errors=True)
+            rotate_checkpoints(output_dir=str(run_dir), save_total_limit=limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        self.accelerator.wait_for_everyone()
 
     def _load_optimizer_and_scheduler(self, checkpoint):
+        if checkpoint is not None:
+            sharded = self.is_deepspeed_enabled or self.is_fsdp_enabled or self.args.save_only_model
+            gaps = resume_gaps(checkpoint, needs_optimizer=not sharded)
+            if gaps and not self.args.allow_inexact_resume:
+                raise ValueError(f"{checkpoint}: cannot resume exactly, missing {', '.join(gaps)}; resume from an "
+                                 "earlier complete checkpoint, or set allow_inexact_resume=true to accept it")
+            if gaps:
+                logger.warning("%s lacks %s: resuming inexactly (allow_inexact_resume)", checkpoint, ", ".join(gaps))
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None:
             return
         path = Path(checkpoint) / STATE_FILE
-        if not path.exists():
-            logger.warning("%s has no %s: the DiPO queue starts empty", checkpoint, STATE_FILE)
+        if not path.is_file() or path.stat().st_size == 0:  # accepted above: the queue starts empty
             return
-        state = torch.load(path, weights_only=False)
+        state = load_state(path)
         self.dipo.load_state_dict(state["dipo"])
         self._refill_iter = self._refill_batches()
         for _ in range(state["refill_draws"]):
@@ -372,6 +407,25 @@ class _HeldoutAtStart(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.trainer.log_heldout_at_start()  # called on every rank: the evaluation gathers across ranks
+
+
+_SUMMED = ("dipo/fired_", "dipo/quadrant_", "dipo/correctness_out_of_range")
+_LAST = ("dipo/threshold", "dipo/split_valid", "dipo/split_error", "dipo/queue_size")
+
+
+def _metrics_over_rounds(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """One training step's DiPO metrics from its generation rounds (all rounds have the same size): counts are
+    summed, the split and queue are those of the last round (the whole step's queue batch), shares averaged."""
+    out = {}
+    for key in rounds[0]:
+        values = np.array([r[key] for r in rounds], dtype=np.float64)
+        if key.startswith(_SUMMED):
+            out[key] = float(values.sum())
+        elif key in _LAST:
+            out[key] = float(values[-1])
+        else:
+            out[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    return out
 
 
 def _prompt_id(row: dict) -> str:

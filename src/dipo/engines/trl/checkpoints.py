@@ -1,0 +1,61 @@
+"""Checkpoints a crash cannot half-write, and resumes that are exact or refused (issue #14).
+
+`transformers.Trainer` writes `checkpoint-N/` file by file and rotates old checkpoints before the
+DiPO state is added, so a kill during a save used to leave a folder `--resume last` would pick (and
+possibly no complete checkpoint at all). `DiPOTrainer` now stages the whole checkpoint in
+`OUTPUT_DIR/.staging-checkpoint-N/checkpoint-N/` (model, optimizer, scheduler, RNG, trainer state,
+`dipo_state.pt`), renames it to `checkpoint-N` in one `os.replace`, and only then rotates old
+checkpoints. A resume checks that everything an exact resume needs is there; a gap is refused in one
+line unless `allow_inexact_resume` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+STATE_FILE = "dipo_state.pt"
+STAGING_PREFIX = ".staging-"
+
+
+def staging_dir(run_dir: str | os.PathLike, step: int) -> Path:
+    """Where checkpoint `step` is written before it is published (hidden: no `checkpoint-*` glob sees it)."""
+    return Path(run_dir) / f"{STAGING_PREFIX}checkpoint-{step}"
+
+
+def publish(staged: Path, final: Path) -> None:
+    """Move a fully written checkpoint folder into place (one rename; a same-step leftover is replaced)."""
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staged, final)
+
+
+def save_state(path: Path, state: dict) -> None:
+    """`torch.save` to a temporary name, then rename: `dipo_state.pt` is never seen half-written."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def resume_gaps(checkpoint: str | os.PathLike, *, needs_optimizer: bool) -> list[str]:
+    """Files an exact resume from `checkpoint` needs that are missing or empty."""
+    folder = Path(checkpoint)
+    required = [STATE_FILE, "trainer_state.json"] + (["optimizer.pt", "scheduler.pt"] if needs_optimizer else [])
+    gaps = [name for name in required if not (folder / name).is_file() or (folder / name).stat().st_size == 0]
+    if not any(p.stat().st_size > 0 for p in folder.glob("rng_state*.pth")):
+        gaps.append("rng_state.pth")
+    return gaps
+
+
+def load_state(path: Path) -> dict:
+    """`dipo_state.pt` as a dict with `dipo` and `refill_draws`; ValueError naming the file otherwise."""
+    try:
+        state = torch.load(path, weights_only=False)
+        if not isinstance(state, dict) or "dipo" not in state:
+            raise ValueError("not a DiPO state (no 'dipo' entry)")
+        return state
+    except Exception as err:  # truncated, empty or foreign file: one line, naming it
+        raise ValueError(f"{path}: cannot restore the DiPO state ({type(err).__name__}: {err})") from None
