@@ -191,3 +191,13 @@ def test_a_foreign_dipo_state_file_is_one_clear_error(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match=r"dipo_state.pt: cannot restore the DiPO state"):
         make_trainer(tiny_model_dir, tmp_path, method="dipo", max_steps=2).train(
             resume_from_checkpoint=str(tmp_path / "checkpoint-1"))
+
+
+def test_heldout_accuracy_counts_the_verifier_only(tiny_model_dir, tmp_path):
+    from trl_helpers import tiny_dataset
+
+    trainer = make_trainer(tiny_model_dir, tmp_path, reward=[accuracy, format_ok], method="dipo", max_steps=1,
+                           dynamic_sampling=False, heldout=tiny_dataset(2), heldout_eval_steps=1, heldout_k=2)
+    trainer.train()
+    evals = [m for m in read_metrics(tmp_path) if "eval/accuracy" in m]
+    assert [m["eval/accuracy"] for m in evals] == [0.0, 0.0]  # format 1 + accuracy 0 is wrong

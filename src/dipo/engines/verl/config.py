@@ -58,6 +58,11 @@ class VerlDiPOConfig:
         "before overlong shaping); null = use the summed token-level score.",
         default="acc",
     )
+    allow_inexact_resume: bool = _help(
+        "Resume from a verl checkpoint without DiPO's dipo_state.pt (the PPL queue) with an empty queue and a "
+        "warning. False (default): refused in one line, the resume would not be exact.",
+        default=False,
+    )
     records_dir: str | None = _help(
         "If set, write per-sample rollout records (step-XXXXXX.parquet, the project's run-directory columns) "
         "and metrics.jsonl here.",
@@ -68,7 +73,7 @@ class VerlDiPOConfig:
         def bad(name: str, why: str) -> ValueError:
             return ValueError(f"dipo.{name}={getattr(self, name)!r}: {why}")
 
-        for name in ("enable",):
+        for name in ("enable", "allow_inexact_resume"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "must be true or false")
         if self.logprob_source not in LOGPROB_SOURCES:

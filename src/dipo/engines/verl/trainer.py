@@ -153,7 +153,11 @@ class DiPOTrainerMixin:
             return result
         path = os.path.join(self._checkpoint_folder(resuming=True), QUEUE_FILE)
         if not os.path.exists(path):
-            logger.warning("DiPO: %s not found; resuming with an empty PPL queue", path)
+            if not self.dipo_options.allow_inexact_resume:
+                raise ValueError(f"DiPO: {path} not found, so the PPL queue cannot be restored and the resume would "
+                                 "not be exact; resume from a checkpoint a DiPO run wrote, or set "
+                                 "dipo.allow_inexact_resume=true to start with an empty queue")
+            logger.warning("DiPO: %s not found; resuming with an empty PPL queue (dipo.allow_inexact_resume)", path)
             return result
         try:
             state = torch.load(path, weights_only=False)
