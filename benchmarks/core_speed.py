@@ -64,8 +64,8 @@ def main() -> None:
         resorted_split = split_perplexity_space(q.logppl, q.correct, conf)
         if sorted_split != resorted_split:
             raise SystemExit(f"PSD on the sorted queue differs from a re-sort: {sorted_split} vs {resorted_split}")
-        t_psd = best_time(lambda: split_perplexity_space(*q.sorted(), conf, presorted=True), args.repeats)
-        t_psd_resort = best_time(lambda: split_perplexity_space(q.logppl, q.correct, conf), args.repeats)
+        t_psd = best_time(lambda q=q, c=conf: split_perplexity_space(*q.sorted(), c, presorted=True), args.repeats)
+        t_psd_resort = best_time(lambda q=q, c=conf: split_perplexity_space(q.logppl, q.correct, c), args.repeats)
         row = {
             "prompts": prompts, "group_size": g, "samples": n, "queue_samples": len(q),
             "dipo_step_s": t_dipo, "dapo_advantage_s": t_dapo,

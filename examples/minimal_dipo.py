@@ -46,7 +46,8 @@ class Rollout:
 
 
 @torch.no_grad()
-def sample(model, tokenizer, prompts: list[str], group_size: int, max_new_tokens: int, temperature: float) -> Rollout:
+def sample(model, tokenizer, prompts: list[str], group_size: int, max_new_tokens: int,
+           temperature: float) -> Rollout:
     """Step 1: sample ``group_size`` completions per prompt (pure temperature sampling: no top-k/top-p,
     so the log-probs at ``temperature`` are the sampling distribution's)."""
     tokenizer.padding_side = "left"
@@ -105,12 +106,14 @@ def train(model, tokenizer, rows: list[dict], steps: int, prompts_per_step: int,
         record = {"step": step, "accuracy": float(rewards.mean()), "loss": loss.item(),
                   "kept_groups": int(keep.view(prompts_per_step, group_size)[:, 0].sum()),
                   "threshold": out.metrics["dipo/threshold"], "split_valid": bool(out.split.valid),
-                  "fired_hard": int(out.metrics["dipo/fired_hard"]), "fired_easy": int(out.metrics["dipo/fired_easy"]),
+                  "fired_hard": int(out.metrics["dipo/fired_hard"]),
+                  "fired_easy": int(out.metrics["dipo/fired_easy"]),
                   "seconds": time.perf_counter() - started, **clip_stats}
         history.append(record)
         log(f"step {step:3d}  acc {record['accuracy']:.3f}  loss {record['loss']:+.4f}  "
             f"kept {record['kept_groups']}/{prompts_per_step}  tau* {record['threshold']:.3f} "
-            f"valid {record['split_valid']!s:5}  BRR fired hard {record['fired_hard']} easy {record['fired_easy']}  "
+            f"valid {record['split_valid']!s:5}  "
+            f"BRR fired hard {record['fired_hard']} easy {record['fired_easy']}  "
             f"({record['seconds']:.1f} s)")
     return history
 
@@ -125,7 +128,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--alpha", type=float, default=0.1, help="weight of the reallocated advantage")
-    parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6], help="testbed task levels")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6],
+                        help="testbed task levels")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from dipo.testbed import build_testbed, make_math_tasks

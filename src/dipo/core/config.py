@@ -30,9 +30,10 @@ class DiPOConfig:
         "PPL queue length in training batches, current batch included (paper Eq. 4).", default=2
     )
     confidence: float = _help(
-        "Confidence of the PSD validity test (exact permutation test: tau* must separate right from wrong "
-        "better than chance; false-positive rate on PPL-independent labels <= 1 - confidence); "
-        "if it fails the split is invalid and BRR does nothing that step.",
+        "Confidence at which both PSD judgments (EiS mostly right, ErS mostly wrong) must hold: exact test "
+        "of the errors tau* saves over one class everywhere, against coin-flip labels independent of PPL "
+        "(accepts those at most 1 - confidence of the time; docs/psd.md). If it fails the split is invalid "
+        "and BRR does nothing that step.",
         default=0.95,
     )
     group_rule: str = _help(

@@ -1,10 +1,11 @@
 """Perplexity Space Disentangling (PSD, paper Eqs. 5-7, Algorithm 1).
 
 Find the log-PPL threshold ``tau*`` that best separates correct (low PPL) from wrong (high PPL)
-samples in the PPL queue, then check at a given confidence that it separates them better than
-chance (an exact permutation test of its error count), so that the two spaces it defines are an
-exploitation space (EiS: mostly right) and an exploration space (ErS: mostly wrong). Size and power
-of the test: docs/psd.md, measured by benchmarks/psd_calibration.py.
+samples in the PPL queue, then check at a given confidence that the two spaces it defines are an
+exploitation space (EiS: mostly right) and an exploration space (ErS: mostly wrong): an exact test
+of how many errors ``tau*`` saves over predicting one class everywhere, against coin-flip labels
+independent of perplexity (the hardest case where both judgments fail). Size and power of the test:
+docs/psd.md, measured by benchmarks/psd_calibration.py.
 """
 
 from __future__ import annotations
@@ -20,30 +21,48 @@ QUADRANTS = ("CL", "CH", "EL", "EH")  # Correct/Error x Low/High perplexity
 
 
 def separation_p_value(n: int, n_correct: int, n_errors: int) -> float:
-    """Exact permutation p-value of the fitted threshold's error count (PSD validity test).
+    """Exact p-value of PSD's validity test, ``Pr(D >= d)`` under coin-flip labels.
 
-    Null hypothesis: the labels are exchangeable with respect to the log-PPL order (correctness
-    independent of perplexity), with ``n_correct`` of ``n`` labels correct. Statistic: ``E*``, the
-    fewest errors any threshold makes (:func:`best_threshold` times ``n``). Then, exactly,
+    Statistic: ``d = min(n_correct, n_wrong) - E*``, the errors the best threshold saves over
+    predicting one class for everyone (``E*`` = :func:`best_threshold`'s error rate times ``n``).
+    At ``tau*`` the two judgments' margins are ``correct_low - wrong_low = n_correct - E*`` and
+    ``wrong_high - correct_high = n_wrong - E*``, so ``d`` is the smaller of them: both spaces lean
+    the right way exactly when ``d > 0``.
 
-        ``Pr(E* <= e) = C(n, e) / C(n, n_correct)``  for ``e <= min(n_correct, n - n_correct)``.
+    Null: labels i.i.d. fair coin flips, independent of perplexity, the case where both judgments
+    sit on their boundary (``Pr(R=1 | low) = Pr(R=0 | high) = 1/2``). Walk along the sorted queue,
+    +1 per correct and -1 per wrong label: ``d = max_j S_j - max(0, S_n)``, and the reflection
+    principle gives, exactly,
 
-    Why: walk along the sorted queue, +1 for a correct label and -1 for a wrong one; the cut after
-    ``j`` samples errs ``n_correct - S_j`` times, so ``E* = n_correct - max_j S_j``, and the
-    reflection principle counts the arrangements whose walk reaches a level (ballot theorem).
-    With tied log-PPLs fewer cuts are realisable, ``E*`` can only grow, and the p-value is
-    conservative. ``E* = min(n_correct, n - n_correct)`` (no threshold beats predicting one class
-    for everyone) gives 1. Cost O(1).
+        ``Pr(D >= d) = F(floor(n/2) - d) + F(ceil(n/2) - 1 - d)``,  ``F`` the Bin(n, 1/2) CDF.
+
+    Tied log-PPLs leave fewer cuts, ``E*`` can only grow, and the p-value is conservative.
+    ``d <= 0`` gives 1. Cost O(sqrt(n)).
     """
-    n_wrong = n - n_correct
-    if n <= 0 or not 0 <= n_errors < min(n_correct, n_wrong):
+    d = min(n_correct, n - n_correct) - n_errors
+    if n <= 0 or d <= 0:
         return 1.0
-    log_p = _log_binomial(n, n_errors) - _log_binomial(n, n_correct)
-    return min(1.0, math.exp(log_p))
+    below = _log_binomial_half_cdf(n, n // 2 - d)
+    above = _log_binomial_half_cdf(n, (n + 1) // 2 - 1 - d)
+    return min(1.0, math.exp(below) + math.exp(above))
 
 
-def _log_binomial(n: int, k: int) -> float:
-    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+def _log_binomial_half_cdf(n: int, k: int) -> float:
+    """``log Pr(Bin(n, 1/2) <= k)``, exact to ~1e-12 relative: the terms ``C(n, i)`` for ``i <= k``
+    summed in log space over the ``12 sqrt(n) + 50`` nearest to ``k`` (farther ones are below e^-140
+    of the largest)."""
+    if k < 0:
+        return -math.inf
+    if k >= n:
+        return 0.0
+    if 2 * k >= n:  # the mass lies below k: take the other (symmetric) tail
+        return math.log1p(-math.exp(_log_binomial_half_cdf(n, n - k - 1)))
+    m = np.arange(min(k, int(12 * math.sqrt(n)) + 50))
+    log_ratio = np.log(k - m) - np.log(n - k + m + 1.0)  # log C(n, i-1) / C(n, i) for i = k, k-1, ...
+    log_top = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)  # log C(n, k)
+    log_terms = log_top + np.concatenate(([0.0], np.cumsum(log_ratio)))
+    top = float(log_terms.max())
+    return top + math.log(float(np.exp(log_terms - top).sum())) - n * math.log(2.0)
 
 
 def best_threshold(logppl: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
@@ -119,10 +138,10 @@ class PerplexitySplit:
     """Result of PSD on the queue.
 
     ``threshold`` is ``tau*`` in log-PPL; samples with ``logppl < threshold`` are 'low' (EiS side).
-    ``valid`` is True only when the threshold separates right from wrong better than chance at
-    ``confidence``: the exact permutation p-value of its error count (:func:`separation_p_value`)
-    is at most ``1 - confidence``. A valid split always has both judgments in sample:
-    ``correct_low > n_low / 2`` (EiS, Eq. 6) and ``wrong_high > n_high / 2`` (ErS, Eq. 7).
+    ``valid`` is True only when both advantage judgments hold at ``confidence``: the exact p-value
+    of :func:`separation_p_value` (errors saved by ``tau*`` over predicting one class, against
+    coin-flip labels) is at most ``1 - confidence``. A valid split always has both judgments in
+    sample: ``correct_low > n_low / 2`` (EiS, Eq. 6) and ``wrong_high > n_high / 2`` (ErS, Eq. 7).
     ``n_low``/``correct_low``/... are the in-sample counts of the threshold.
     """
 
@@ -135,7 +154,7 @@ class PerplexitySplit:
     n_high: int
     correct_low: int
     wrong_high: int
-    p_value: float  # Pr(a threshold errs this rarely | labels independent of PPL), exact
+    p_value: float  # Pr(a threshold saves this many errors | coin-flip labels independent of PPL), exact
     reason: str = ""  # why the split is invalid ("" when valid)
 
     def is_low(self, logppl) -> np.ndarray:
@@ -155,19 +174,18 @@ class PerplexitySplit:
         return out
 
 
-def split_perplexity_space(logppl, correct, confidence: float = 0.95, presorted: bool = False) -> PerplexitySplit:
+def split_perplexity_space(logppl, correct, confidence: float = 0.95,
+                           presorted: bool = False) -> PerplexitySplit:
     """PSD (Algorithm 1): the optimal threshold and its validity.
 
     ``tau*`` is the exact minimiser of the misclassification rate on the whole queue (Eq. 5,
-    :func:`best_threshold`). The split is valid when ``tau*`` separates correct from wrong better
-    than any threshold would on labels independent of perplexity, at ``confidence``: the exact
-    permutation p-value of its error count, ``C(n, E*) / C(n, n_correct)``
-    (:func:`separation_p_value`), is ``<= 1 - confidence``. Its false-positive rate on
-    PPL-independent labels is at most ``1 - confidence`` (close to it for balanced labels; see
-    docs/psd.md for measured size and power). Validity implies both advantage judgments in
-    sample: the low side is mostly correct (EiS, Eq. 6) and the high side mostly wrong (ErS, Eq. 7),
-    because at ``tau*`` the margins are ``correct_low - wrong_low = n_correct - E*`` and
-    ``wrong_high - correct_high = n_wrong - E*``, both positive when the p-value is below 1.
+    :func:`best_threshold`). The split is valid when the low side is mostly correct (EiS, Eq. 6) and
+    the high side mostly wrong (ErS, Eq. 7) at ``confidence``: ``tau*`` must save more errors over
+    predicting one class everywhere than it would with a probability ``1 - confidence`` on fair
+    coin-flip labels independent of perplexity (:func:`separation_p_value`, exact). On such labels
+    the test accepts at most ``1 - confidence`` of the time, and close to it (see docs/psd.md for
+    measured size and power); on PPL-independent labels of any other base rate, where one judgment
+    fails by a margin, almost never. A valid split satisfies both judgments in sample.
 
     Args:
         logppl: ``[n]`` log-PPLs of the queue (NaNs are ignored).
@@ -207,8 +225,9 @@ def split_perplexity_space(logppl, correct, confidence: float = 0.95, presorted:
     p_value = separation_p_value(n, n_correct, n_errors)
     valid = p_value <= 1.0 - confidence
     reason = "" if valid else (
-        f"threshold separates right from wrong no better than chance at {confidence:.0%} "
-        f"({n_errors} errors in {n}, p = {p_value:.3g})"
+        f"EiS/ErS not both established at {confidence:.0%}: the threshold saves "
+        f"{min(n_correct, n - n_correct) - n_errors} errors of {n} over one class everywhere "
+        f"(p = {p_value:.3g})"
     )
     return PerplexitySplit(
         threshold=tau,

@@ -39,7 +39,8 @@ class PerplexityQueue:
         held); ``new_batch=False`` appends to the newest batch (a later dynamic-sampling round of the
         same training step), or opens the first one when the queue is empty.
         """
-        lp = np.array(to_numpy(logppl), dtype=np.float64).reshape(-1)  # copies: the caller may reuse its buffers
+        # np.array copies: the caller may reuse its buffers
+        lp = np.array(to_numpy(logppl), dtype=np.float64).reshape(-1)
         ok = np.array(to_numpy(correct), dtype=bool).reshape(-1)
         if lp.shape != ok.shape:
             raise ValueError(f"PerplexityQueue.push: logppl has {lp.size} values but correct has {ok.size}")
