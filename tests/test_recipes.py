@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dipo.data import read_records
 from dipo.data import prepare as prep
+from dipo.data import read_records
 from dipo.engines.trl import cli as train_cli
 
 REPO = Path(__file__).parents[1]

@@ -358,7 +358,7 @@ def format_summary(s: dict) -> str:
         f"  log-PPL median: correct {r['logppl_correct_median']:.3f}, wrong {r['logppl_wrong_median']:.3f}; "
         f"AUROC (higher PPL = wrong) {s['auroc_logppl_wrong']:.3f}",
         f"  PSD on all samples: tau* = {r['threshold']:.3f}, split {'valid' if r['split_valid'] else 'NOT valid'}"
-        f" ({r['split_reason']})",
+        + (f" ({r['split_reason']})" if r["split_reason"] else ""),
         "  split valid per training step: " + ", ".join(
             f"queue of {q['queue_batches']} batch{'es' if q['queue_batches'] > 1 else ''} {q['valid_share']:.2f} "
             f"({q['steps']} steps)" for q in s["queues"]),
