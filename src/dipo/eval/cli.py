@@ -18,7 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-from dipo._cli_util import ArgumentParser, UsageError, add_debug_flag, check_model_path, filter_known_warnings, run_cli
+from dipo._cli_util import (
+    ArgumentParser,
+    UsageError,
+    add_debug_flag,
+    check_model_path,
+    filter_known_warnings,
+    run_cli,
+)
 from dipo.data import BFCL_CATEGORIES, load_bfcl, load_math_dataset
 from dipo.eval import classification_cli
 

@@ -34,7 +34,6 @@ from trl import GRPOConfig, ModelConfig, get_peft_config
 from dipo._cli_util import (
     UsageError,
     check_model_path,
-    closest,
     filter_known_warnings,
     normalize_flags,
     run_cli,
@@ -241,7 +240,7 @@ def _group_for_help(parser: argparse.ArgumentParser, run_group) -> None:
         for action in list(group._group_actions):
             if action.dest in ("config", "help", "debug"):
                 continue
-            target, _, library = next((g for g in groups if g[1] is None or action.dest in g[1]))
+            target, _, library = next(g for g in groups if g[1] is None or action.dest in g[1])
             action._library_help = library
             target._group_actions.append(action)
             group._group_actions.remove(action)
