@@ -201,3 +201,19 @@ def test_heldout_accuracy_counts_the_verifier_only(tiny_model_dir, tmp_path):
     trainer.train()
     evals = [m for m in read_metrics(tmp_path) if "eval/accuracy" in m]
     assert [m["eval/accuracy"] for m in evals] == [0.0, 0.0]  # format 1 + accuracy 0 is wrong
+
+
+def test_an_infinite_reward_from_an_unguarded_reward_model_does_not_stop_the_run(tiny_model_dir, tmp_path, caplog):
+    trainer = make_trainer(tiny_model_dir, tmp_path, method="dipo", max_steps=1, dynamic_sampling=False)
+    real = trainer._calculate_rewards
+
+    def with_inf(*args, **kwargs):  # what a reward model (nn.Module, not wrapped by the guard) could return
+        out = real(*args, **kwargs)
+        out[0, 0] = float("inf")
+        trainer._gathered_rewards = out
+        return out
+
+    trainer._calculate_rewards = with_inf
+    with caplog.at_level("WARNING"):
+        trainer.train()
+    assert read_rollouts(tmp_path, 1)["reward"].iloc[0] == 0.0 and "1 infinite reward(s)" in caplog.text

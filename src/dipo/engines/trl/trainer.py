@@ -188,6 +188,11 @@ class DiPOTrainer(GRPOTrainer):
         prompt_ids = gather_object([_prompt_id(x) for x in inputs])
 
         rewards_per_func = self._gathered_rewards.cpu()
+        infinite = torch.isinf(rewards_per_func)  # a reward model (not guarded like callables) gave +-inf
+        if infinite.any():
+            logger.warning("%d infinite reward(s) from %s: given r_min", int(infinite.sum()),
+                           [self.reward_func_names[i] for i in infinite.any(dim=0).nonzero().flatten().tolist()])
+            rewards_per_func = rewards_per_func.masked_fill(infinite, args.r_min)
         unscorable = torch.isnan(rewards_per_func).all(dim=1)
         rewards = (rewards_per_func * self.reward_weights.cpu()).nansum(dim=1)  # TRL's training reward
         rewards[unscorable] = args.r_min  # no function applied: count as a failure (TRL zeroes it too)
