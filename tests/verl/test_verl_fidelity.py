@@ -111,3 +111,12 @@ def test_resume_without_the_dipo_state_is_refused_unless_accepted(tmp_path):
     accepted = checkpointable(config([*overrides, "dipo.allow_inexact_resume=true"]))
     accepted._load_checkpoint()
     assert accepted.global_steps == 3 and len(accepted.dipo.queue) == 0
+
+
+def test_a_non_finite_verifier_value_is_r_min_not_a_dead_run(fake_tq):  # noqa: F811
+    trainer = bare_trainer(config())
+    keys, rows, tags = trajectory_rows(GROUPS[:2])
+    rows[0]["extra_fields"] = {"reward_extra_info": {"acc": float("nan")}}
+    metrics: dict = {}
+    trainer._compute_advantage(fake_tq.add("train", keys, rows, tags), metrics)
+    assert metrics["dipo/accuracy"] == pytest.approx(1 / 8)  # row 0 (right by its score) counted wrong

@@ -95,6 +95,11 @@ class DiPOTrainerMixin:
         verifier = None
         if options.correct_key:
             verifier = verifier_from_extra_fields(data.pop("extra_fields"), options.correct_key, is_padding)
+            bad = ~np.isfinite(verifier) & ~is_padding
+            if bad.any():  # a reward that gave NaN/inf must not stop the run (the core refuses them)
+                logger.warning("DiPO: %d non-finite reward_extra_info[%r] value(s): given r_min", int(bad.sum()),
+                               options.correct_key)
+                verifier[bad] = options.r_min
         response_mask = data["response_mask"]
         proto = DataProto(batch=data.to_padded_tensor())
         proto.non_tensor_batch["uid"] = np.array(proto.batch.pop("uid").tolist(), dtype=object)
