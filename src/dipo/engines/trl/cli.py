@@ -401,25 +401,26 @@ def run_contents(run_dir: Path) -> list[str]:
     return sorted(p.name for p in run_dir.iterdir() if p.name in RUN_FILES or re.fullmatch(r"checkpoint-\d+", p.name))
 
 
-def complete_checkpoints(run_dir: Path) -> tuple[list[Path], list[Path]]:
+def complete_checkpoints(run_dir: Path, inexact_ok: bool = False) -> tuple[list[Path], list[Path]]:
     """(complete, incomplete) `checkpoint-N` folders, newest first. Complete = the trainer's state and
-    DiPO's state were both written (both are written last in a save)."""
-    from dipo.engines.trl.trainer import STATE_FILE
+    DiPO's state were both written (`inexact_ok`: the trainer's state suffices). The trainer checks
+    the rest (optimizer, RNG) when it resumes (`checkpoints.resume_gaps`)."""
+    from dipo.engines.trl.checkpoints import STATE_FILE
 
     found = sorted((p for p in run_dir.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name) and p.is_dir()),
                    key=lambda p: int(p.name.split("-")[1]), reverse=True)
-    ok = [p for p in found if (p / "trainer_state.json").is_file() and (p / STATE_FILE).is_file()
-          and (p / STATE_FILE).stat().st_size > 0]
+    ok = [p for p in found if (p / "trainer_state.json").is_file()
+          and (inexact_ok or ((p / STATE_FILE).is_file() and (p / STATE_FILE).stat().st_size > 0))]
     return ok, [p for p in found if p not in ok]
 
 
-def resolve_resume(value: str | None, run_dir: Path) -> str | None:
+def resolve_resume(value: str | None, run_dir: Path, inexact_ok: bool = False) -> str | None:
     """`--resume_from_checkpoint`: 'last'/'true' = newest complete checkpoint in run_dir, a path, or
     None ('false'/'none'/unset). Refuses (UsageError) when there is nothing to resume from."""
     if value is None or str(value).lower() in ("", "none", "null", "false", "no"):
         return None
     if str(value).lower() in ("last", "true", "yes"):
-        ok, skipped = complete_checkpoints(run_dir) if run_dir.is_dir() else ([], [])
+        ok, skipped = complete_checkpoints(run_dir, inexact_ok) if run_dir.is_dir() else ([], [])
         for path in skipped:
             if not ok or int(path.name.split("-")[1]) > int(ok[0].name.split("-")[1]):
                 print(f"dipo train: skipping incomplete checkpoint {path} (an interrupted save)", file=sys.stderr)
@@ -602,7 +603,7 @@ def train(argv: list[str]) -> int:
         if run_dir.exists() and not run_dir.is_dir():
             raise UsageError(f"--output_dir {run_dir}: is a file, not a directory")
         return dry_run(script, training, model_args)
-    resume = resolve_resume(training.resume_from_checkpoint, run_dir)
+    resume = resolve_resume(training.resume_from_checkpoint, run_dir, inexact_ok=training.allow_inexact_resume)
     check_run_dir(run_dir, resuming=resume is not None, overwrite=script.overwrite_output_dir)
     created = not run_dir.exists()
     lock = RunLock(run_dir) if _is_main_process() else None
