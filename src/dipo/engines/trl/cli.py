@@ -604,7 +604,8 @@ def train(argv: list[str]) -> int:
             raise UsageError(f"--output_dir {run_dir}: is a file, not a directory")
         return dry_run(script, training, model_args)
     resume = resolve_resume(training.resume_from_checkpoint, run_dir, inexact_ok=training.allow_inexact_resume)
-    check_run_dir(run_dir, resuming=resume is not None, overwrite=script.overwrite_output_dir)
+    if _is_main_process():  # other ranks would see the config.yaml rank 0 has just written
+        check_run_dir(run_dir, resuming=resume is not None, overwrite=script.overwrite_output_dir)
     created = not run_dir.exists()
     lock = RunLock(run_dir) if _is_main_process() else None
     try:
