@@ -66,6 +66,7 @@ def test_paper_recipes_agree_with_the_paper():
     assert (math["dataset_name"], math["dynamic_sampling"], math["reward_funcs"]) == ("dapo_math_17k", True, ["math"])
     assert (math["num_generations"], math["learning_rate"], math["epsilon"], math["epsilon_high"]) == (8, 1e-6, 0.2, 0.28)
     assert (math["alpha"], math["queue_batches"], math["confidence"]) == (0.1, 2, 0.95)
+    assert math["correctness_reward_funcs"] == [0]  # the verifier alone decides group kinds and accuracy
     verl = yaml.safe_load((REPO / "configs" / "verl" / "qwen3_8b_base_math_dipo.yaml").read_text())
     assert verl["data"]["train_files"].endswith("/verl/dapo_math_17k.parquet")  # same prepared data
     assert verl["algorithm"]["filter_groups"]["enable"]  # dynamic sampling in both
