@@ -321,7 +321,7 @@ def test_eval_output_dirs_never_collide():
 
 def test_metrics_log_tolerates_a_torn_last_line(tmp_path):
     from dipo.analysis.runs import load_run
-    from dipo.engines.run_log import append_metrics, truncate_metrics
+    from dipo.engines.kit import append_metrics, truncate_metrics
 
     log = tmp_path / "metrics.jsonl"
     append_metrics(log, 1, {"reward": 0.5})
@@ -332,3 +332,28 @@ def test_metrics_log_tolerates_a_torn_last_line(tmp_path):
     truncate_metrics(log, 1)  # what a resume from checkpoint-1 does
     append_metrics(log, 2, {"reward": 0.7})
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2]
+
+
+def test_console_shows_no_metric_dicts_unless_log_level_debug():
+    from types import SimpleNamespace
+
+    from dipo.engines.trl.cli import QuietProgressCallback
+
+    class Bar:
+        def __init__(self):
+            self.written, self.postfix = [], {}
+
+        def write(self, text):
+            self.written.append(text)
+
+        def set_postfix(self, values, refresh=True):
+            self.postfix = values
+
+    callback, state = QuietProgressCallback(), SimpleNamespace(is_world_process_zero=True)
+    callback.training_bar = Bar()
+    logs = {"reward": 0.5, "loss": 0.1, "dipo/fired_hard": 2.0, "eval/accuracy": 0.25}
+    callback.on_log(SimpleNamespace(log_level="passive"), state, None, logs=logs)
+    assert callback.training_bar.written == [] and callback.training_bar.postfix == {
+        "reward": "0.5", "heldout_acc": "0.25", "loss": "0.1"}
+    callback.on_log(SimpleNamespace(log_level="debug"), state, None, logs=logs)
+    assert "dipo/fired_hard" in callback.training_bar.written[0]
