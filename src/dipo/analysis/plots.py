@@ -1,202 +1,366 @@
-"""Matplotlib figures of one or more runs, in the style of the DiPO paper's figures.
+"""Matplotlib figures of runs grouped by method, in the style of the DiPO paper's figures.
 
-Every function takes the runs and an output PNG path, writes the figure, and returns the path
-(or None when no run has the data it needs, so the report can say what is missing).
+Each `*_figure` function takes run groups (`group_runs`) and returns a matplotlib Figure, or None
+when no run has the data it needs (the report then says so; no empty axes are drawn); `save_figure`
+writes the PNG with an SVG beside it. Conventions, the same in every figure:
+- x is the training step, with integer ticks; counts get integer ticks too;
+- a method with one run is one line; with several seeds, the line is the mean over seeds and the
+  shaded band its 95% t-interval (half-width t_{0.975,n-1} * s / sqrt(n) at each step);
+- per-step training series are smoothed (centred moving average, `smoothing_window`) and drawn over
+  the faint raw mean; held-out evaluations are drawn as measured, with markers;
+- y axes are zoomed to the data (matplotlib's autoscale, never a fixed 0..1); panels that show the
+  same quantity share their axes.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from dipo.analysis.runs import Run, group_table  # noqa: E402
+from dipo.analysis.runs import Run, RunGroup  # noqa: E402
+from dipo.analysis.stats import t_quantile  # noqa: E402
 
-KIND_COLORS = {"easy": "#4caf50", "normal": "#9e9e9e", "hard": "#e53935"}
+KIND_COLORS = {"easy": "#2e7d32", "hard": "#c62828"}
 QUADRANT_COLORS = {"CL": "#1b5e20", "CH": "#81c784", "EL": "#b71c1c", "EH": "#ef9a9a"}
 QUADRANT_NAMES = {"CL": "correct, low PPL", "CH": "correct, high PPL", "EL": "wrong, low PPL",
                   "EH": "wrong, high PPL"}
+METHOD_COLORS = plt.get_cmap("tab10").colors
+Series = Callable[[Run], tuple[np.ndarray, np.ndarray]]  # run -> (steps, values)
 
 
-def _save(fig, out: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
+def save_figure(fig: Figure, png: str | Path) -> Path:
+    """Write `png` and an SVG of the same figure beside it; close the figure; return the PNG path."""
+    png = Path(png)
+    fig.savefig(png, dpi=150)
+    fig.savefig(png.with_suffix(".svg"))
     plt.close(fig)
-    return out
+    return png
 
 
-def _smooth(values: np.ndarray, window: int) -> np.ndarray:
-    if window <= 1 or len(values) < window:
-        return values
-    kernel = np.ones(window) / window
-    padded = np.concatenate([np.full(window - 1, values[0]), values])
-    return np.convolve(padded, kernel, mode="valid")
+# -- curves over seeds ---------------------------------------------------------------------------
 
 
-def _kind_fractions(run: Run) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    steps, easy = run.series("dipo/frac_easy")
-    if len(steps):
-        return steps, {"easy": easy, "normal": run.series("dipo/frac_normal")[1],
-                       "hard": run.series("dipo/frac_hard")[1]}
-    groups = group_table(run.rollouts)
-    if groups.empty:
-        return np.array([]), {}
-    table = groups.groupby("step")["group_kind"].value_counts(normalize=True).unstack(fill_value=0.0)
-    return table.index.to_numpy(), {k: table[k].to_numpy() if k in table else np.zeros(len(table))
-                                    for k in KIND_COLORS}
+def smoothing_window(n_points: int) -> int:
+    """Moving-average window for a per-step series of `n_points`: odd, about a tenth of the series;
+    1 (no smoothing) under 20 points, where smoothing would hide more than it shows."""
+    return 2 * (n_points // 20) + 1
 
 
-def plot_group_kinds(runs: list[Run], out: Path) -> Path | None:
-    """Fig. 1a: share of easy (all right), normal and hard (all wrong) groups per step, one panel per run."""
-    data = [(run, *_kind_fractions(run)) for run in runs]
-    data = [d for d in data if len(d[1])]
-    if not data:
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over `window` points (odd), skipping NaNs; the window shrinks at the
+    ends instead of padding, so the curve neither lags nor bends toward a made-up edge value."""
+    values = np.asarray(values, dtype=float)
+    if window <= 1:
+        return values.copy()
+    finite = np.isfinite(values)
+    kernel = np.ones(window)
+    total = np.convolve(np.where(finite, values, 0.0), kernel, mode="same")
+    count = np.convolve(finite.astype(float), kernel, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(finite, total / count, np.nan)
+
+
+@dataclass
+class Curve:
+    """One method's curve: `raw` mean over its runs at each step, `mean` the mean of the smoothed
+    runs, `half` the 95% t half-width of that mean over runs (NaN where fewer than 2 runs)."""
+
+    label: str
+    steps: np.ndarray
+    raw: np.ndarray
+    mean: np.ndarray
+    half: np.ndarray
+    n_runs: int
+    smoothed: bool
+
+
+def group_curve(group: RunGroup, series: Series, smoothed: bool = True) -> Curve | None:
+    """Align the runs of a group on the union of their steps and average them; None without data."""
+    per_run = [s for s in (series(run) for run in group.runs) if len(s[0])]
+    if not per_run:
         return None
-    fig, axes = plt.subplots(1, len(data), figsize=(5 * len(data), 3.6), squeeze=False, sharey=True)
-    for ax, (run, steps, fractions) in zip(axes[0], data):
-        ax.stackplot(steps, [fractions[k] for k in KIND_COLORS], labels=[f"{k} groups" for k in KIND_COLORS],
-                     colors=list(KIND_COLORS.values()), alpha=0.85)
-        ax.set_title(run.label)
+    steps = np.unique(np.concatenate([s for s, _ in per_run]))
+    raw = np.full((len(per_run), len(steps)), np.nan)
+    smooth_rows = raw.copy()
+    for i, (s, v) in enumerate(per_run):
+        at = np.searchsorted(steps, s)
+        raw[i, at] = v
+        smooth_rows[i, at] = smooth(v, smoothing_window(len(v))) if smoothed else v
+    count = np.isfinite(smooth_rows).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns, single-run std: NaN is the answer
+        mean = np.nanmean(smooth_rows, axis=0)
+        std = np.nanstd(smooth_rows, axis=0, ddof=1)
+        raw_mean = np.nanmean(raw, axis=0)
+    t = np.array([t_quantile(0.975, int(n) - 1) if n >= 2 else np.nan for n in count])
+    is_smoothed = smoothed and any(smoothing_window(len(v)) > 1 for _, v in per_run)
+    return Curve(group.label, steps, raw_mean, mean, t * std / np.sqrt(np.maximum(count, 1)), len(per_run),
+                 is_smoothed)
+
+
+def legend_name(group: RunGroup) -> str:
+    n = len(group.runs)
+    return group.label if n == 1 else f"{group.label} ({n} seeds)"
+
+
+def draw_curve(ax, curve: Curve, color, label: str | None, markers: bool = False,
+               bounds: tuple[float | None, float | None] = (None, None)) -> None:
+    """Faint raw mean under the smoothed mean, the band when there are several runs (clipped to
+    `bounds`, the range the quantity can take: a share's mean is never below 0)."""
+    if curve.smoothed:
+        ax.plot(curve.steps, curve.raw, color=color, alpha=0.25, lw=0.8)
+    ax.plot(curve.steps, curve.mean, color=color, lw=1.8, label=label,
+            marker="o" if markers or len(curve.steps) < 15 else None, ms=3.5)
+    if curve.n_runs > 1:
+        low, high = np.clip(curve.mean - curve.half, *bounds), np.clip(curve.mean + curve.half, *bounds)
+        ax.fill_between(curve.steps, low, high, color=color, alpha=0.2, lw=0)
+
+
+def _step_axis(ax, xlabel: bool = True) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if xlabel:
         ax.set_xlabel("training step")
-        ax.set_ylim(0, 1)
-        ax.set_xlim(steps.min(), steps.max() if steps.max() > steps.min() else steps.min() + 1)
-    axes[0][0].set_ylabel("fraction of groups")
-    axes[0][-1].legend(loc="upper right", fontsize=8, framealpha=0.9)
-    return _save(fig, out)
+    ax.grid(alpha=0.3)
 
 
-def default_ppl_steps(run: Run, count: int = 3) -> list[int]:
-    """First, middle and last step with rollout records."""
-    steps = run.rollout_steps()
+def _no_data(ax, text: str) -> None:
+    """Say why a panel is blank instead of drawing empty axes."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#666", fontsize=9, wrap=True)
+
+
+def _metric_panels(groups: list[RunGroup], panels: list[tuple[str, Series, bool]], ylabel: str, sharey: bool,
+                   bounds: tuple[float | None, float | None], width: float = 4.6) -> Figure | None:
+    """One panel per (title, series, smoothed) that some run has data for; every method a curve."""
+    colors = {g.label: METHOD_COLORS[i % len(METHOD_COLORS)] for i, g in enumerate(groups)}
+    drawn = []
+    for title, series, smoothed in panels:
+        curves = [(g, c) for g in groups if (c := group_curve(g, series, smoothed)) is not None]
+        if curves:
+            drawn.append((title, curves, smoothed))
+    if not drawn:
+        return None
+    fig, axes = plt.subplots(1, len(drawn), figsize=(width * len(drawn), 3.5), squeeze=False, sharex=True,
+                             sharey=sharey, layout="constrained")
+    for ax, (title, curves, smoothed) in zip(axes[0], drawn):
+        for group, curve in curves:
+            draw_curve(ax, curve, colors[group.label], legend_name(group), markers=not smoothed, bounds=bounds)
+        ax.set_title(title, fontsize=10)
+        _step_axis(ax)
+        if ax is axes[0][0] or not sharey:
+            ax.set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=8)
+    return fig
+
+
+# -- per-run series ------------------------------------------------------------------------------
+
+
+def metric(key: str) -> Series:
+    return lambda run: run.series(key)
+
+
+def kind_share(kind: str) -> Series:
+    """Share of groups of one kind per step: the logged `dipo/frac_<kind>`, else counted in the records."""
+    def series(run: Run):
+        steps, values = run.series(f"dipo/frac_{kind}")
+        if len(steps) or run.groups.empty:
+            return steps, values
+        share = run.groups.groupby("step")["group_kind"].apply(lambda k: float(np.mean(k == kind)))
+        return share.index.to_numpy(), share.to_numpy(dtype=float)
+    return series
+
+
+def zero_advantage_share(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """Share of sampled groups (all rounds) whose samples all got advantage 0, per step (records only)."""
+    if run.groups.empty:
+        return np.array([]), np.array([])
+    share = run.groups.groupby("step")["zero_adv"].mean()
+    return share.index.to_numpy(), share.to_numpy(dtype=float)
+
+
+def quadrant_share(quadrant: str) -> Series:
+    """Share of samples in one perplexity quadrant among those placed in one, per step: counted in
+    the records (all rounds) when the run has them, else from the logged `dipo/quadrant_*` counts."""
+    def series(run: Run):
+        if len(run.rollouts) and "quadrant" in run.rollouts:
+            placed = run.rollouts[run.rollouts["quadrant"].astype(str) != ""]
+            share = placed.groupby("step")["quadrant"].apply(lambda q: float(np.mean(q == quadrant)))
+            return share.index.to_numpy(), share.to_numpy(dtype=float)
+        counts = {q: run.series(f"dipo/quadrant_{q}") for q in QUADRANT_COLORS}
+        steps = counts[quadrant][0]
+        if not len(steps) or any(not np.array_equal(s, steps) for s, _ in counts.values()):
+            return np.array([]), np.array([])
+        total = sum(v for _, v in counts.values())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return steps, np.where(total > 0, counts[quadrant][1] / total, np.nan)
+    return series
+
+
+def cumulative_firings(kind: str) -> Series:
+    """Groups of one kind BRR reallocated, cumulative over steps: counted in the records (all rounds)
+    when the run has them, else the logged `dipo/fired_<kind>`."""
+    def series(run: Run):
+        if run.groups.empty:
+            steps, fired = run.series(f"dipo/fired_{kind}")
+        else:
+            steps = np.array(sorted(run.groups["step"].unique()))
+            counts = run.groups[run.groups["group_kind"] == kind].groupby("step")["fired"].sum()
+            fired = counts.reindex(steps, fill_value=0).to_numpy(dtype=float)
+        return steps, np.cumsum(fired)
+    return series
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+
+def group_kinds_figure(groups: list[RunGroup]) -> Figure | None:
+    """cf. paper Fig. 1a: share of easy (all G right) and hard (all G wrong) groups per step, and of
+    groups that got zero advantage (extreme groups BRR left alone, or all of them without BRR);
+    one panel per quantity (shared y), methods overlaid."""
+    return _metric_panels(groups, [
+        ("easy groups (all G samples right)", kind_share("easy"), True),
+        ("hard groups (all G samples wrong)", kind_share("hard"), True),
+        ("zero-advantage groups", zero_advantage_share, True),
+    ], "share of sampled groups", sharey=True, bounds=(0, 1))
+
+
+def entropy_figure(groups: list[RunGroup]) -> Figure | None:
+    """cf. paper Fig. 5: mean token entropy of the policy on its completions, per step."""
+    return _metric_panels(groups, [("policy entropy", metric("entropy"), True)], "mean token entropy (nats)",
+                          sharey=False, bounds=(0, None), width=6.0)
+
+
+def accuracy_figure(groups: list[RunGroup]) -> Figure | None:
+    """cf. paper Fig. 4: held-out accuracy (mean@k) at each evaluation, held-out pass@k when logged,
+    and the training batch's verifier accuracy; different quantities, so each panel has its own y."""
+    pass_keys = sorted({k for g in groups for r in g.runs for k in r.metrics.columns if k.startswith("eval/pass@")})
+    panels = [("held-out accuracy (mean@k)", metric("eval/accuracy"), False)]
+    panels += [(f"held-out {k.removeprefix('eval/')}", metric(k), False) for k in pass_keys[:1]]
+    panels += [("training batch accuracy (verifier)", metric("dipo/accuracy"), True)]
+    return _metric_panels(groups, panels, "accuracy", sharey=False, bounds=(0, 1))
+
+
+def ppl_steps(group: RunGroup, count: int = 3) -> list[int]:
+    """First, middle and last step with rollout records in every run of the group."""
+    common = None
+    for run in group.runs:
+        steps = set(int(s) for s in run.rollout_steps())
+        common = steps if common is None else common & steps
+    steps = np.array(sorted(common or []))
     if not len(steps):
         return []
-    picks = np.unique(steps[np.linspace(0, len(steps) - 1, count).round().astype(int)])
-    return [int(s) for s in picks]
+    return [int(s) for s in np.unique(steps[np.linspace(0, len(steps) - 1, count).round().astype(int)])]
 
 
-def plot_logppl(runs: list[Run], out: Path, steps: list[int] | None = None) -> Path | None:
-    """Fig. 1b / 7: log-PPL histograms of correct vs wrong samples at chosen steps, with the PSD
-    threshold tau* logged at that step (dashed when the split was not valid)."""
-    rows = [run for run in runs if len(run.rollouts)]
+def logppl_figure(groups: list[RunGroup], steps: list[int] | None = None) -> Figure | None:
+    """cf. paper Fig. 1b / 7: log-PPL histograms of correct vs wrong samples at chosen steps (seeds
+    pooled), as shares of the step's samples, with each run's PSD threshold tau* at that step
+    (dashed where the split was not valid). One row per method; all panels share both axes."""
+    rows = [g for g in groups if any(len(r.rollouts) for r in g.runs)]
     if not rows:
         return None
-    picks = {run.label: steps or default_ppl_steps(run) for run in rows}
+    picks = {g.label: steps or ppl_steps(g) for g in rows}
+    samples = {(g.label, s): pd.concat([r.rollouts[r.rollouts["step"] == s] for r in g.runs if len(r.rollouts)])
+               .dropna(subset=["logppl"]) for g in rows for s in picks[g.label]}
+    everything = np.concatenate([d["logppl"].to_numpy(dtype=float) for d in samples.values()] + [np.array([])])
+    if not len(everything):
+        return None
+    bins = np.linspace(everything.min(), everything.max() + 1e-6, 31)
     n_cols = max(len(p) for p in picks.values())
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(4.2 * n_cols, 3.2 * len(rows)), squeeze=False)
-    for r, run in enumerate(rows):
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(3.6 * n_cols, 2.7 * len(rows) + 0.4), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
+    for r, group in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r][c]
-            if c >= len(picks[run.label]):
-                ax.axis("off")
+            if c >= len(picks[group.label]):
+                _no_data(ax, "")
                 continue
-            step = picks[run.label][c]
-            sample = run.rollouts[run.rollouts["step"] == step].dropna(subset=["logppl"])
+            step = picks[group.label][c]
+            sample = samples[(group.label, step)]
+            if sample.empty:
+                _no_data(ax, f"{group.label}, step {step}: no samples")
+                continue
             correct = sample["reward"].to_numpy() > 0.5
             logppl = sample["logppl"].to_numpy(dtype=float)
-            bins = np.linspace(logppl.min(), logppl.max() + 1e-6, 25) if len(logppl) else 10
-            ax.hist(logppl[correct], bins=bins, alpha=0.6, color="#2e7d32", label=f"correct (n={correct.sum()})")
-            ax.hist(logppl[~correct], bins=bins, alpha=0.6, color="#c62828", label=f"wrong (n={(~correct).sum()})")
-            thr_steps, thr = run.series("dipo/threshold")
-            valid_steps, valid = run.series("dipo/split_valid")
-            if step in thr_steps:
-                is_valid = bool(valid[list(valid_steps).index(step)]) if step in valid_steps else True
-                ax.axvline(thr[list(thr_steps).index(step)], color="black", ls="-" if is_valid else "--",
-                           label="PSD threshold" + ("" if is_valid else " (not valid)"))
-            ax.set_title(f"{run.label}, step {step}", fontsize=10)
-            ax.set_xlabel("log-perplexity of completion")
-            ax.set_ylabel("samples")
+            weight = np.full(len(logppl), 1.0 / len(logppl))
+            ax.hist(logppl[correct], bins=bins, weights=weight[correct], alpha=0.6, color=KIND_COLORS["easy"],
+                    label=f"correct (n={correct.sum()})")
+            ax.hist(logppl[~correct], bins=bins, weights=weight[~correct], alpha=0.6, color=KIND_COLORS["hard"],
+                    label=f"wrong (n={(~correct).sum()})")
+            _draw_thresholds(ax, group, step)
+            seeds = f", {len(group.runs)} seeds" if len(group.runs) > 1 else ""
+            ax.set_title(f"{group.label}, step {step}{seeds}", fontsize=9)
             ax.legend(fontsize=7)
-    return _save(fig, out)
+            if r == len(rows) - 1:
+                ax.set_xlabel("log-perplexity of completion")
+            if c == 0:
+                ax.set_ylabel("share of the step's samples")
+    return fig
 
 
-def _overlay(runs: list[Run], keys: list[tuple[str, str]], out: Path, ylabel: str) -> Path | None:
-    """One panel per (metric, title), every run a line."""
-    present = [(key, title) for key, title in keys if any(len(run.series(key)[0]) for run in runs)]
-    if not present:
+def _draw_thresholds(ax, group: RunGroup, step: int) -> None:
+    labelled = set()
+    for run in group.runs:
+        thr_steps, thr = run.series("dipo/threshold")
+        valid_steps, valid = run.series("dipo/split_valid")
+        if step not in thr_steps:
+            continue
+        is_valid = bool(valid[list(valid_steps).index(step)]) if step in valid_steps else True
+        label = "PSD threshold τ*" + ("" if is_valid else " (not valid)")
+        ax.axvline(thr[list(thr_steps).index(step)], color="black", lw=1, ls="-" if is_valid else "--",
+                   label=None if label in labelled else label)
+        labelled.add(label)
+
+
+def quadrants_figure(groups: list[RunGroup]) -> Figure | None:
+    """Share of samples per perplexity quadrant per step (top row, shared y) and BRR's cumulative
+    firings on hard and easy groups (bottom row, shared integer y), one column per method. A method
+    whose runs never fired says so instead of drawing a flat zero line."""
+    columns = [g for g in groups if any(group_curve(g, quadrant_share(q)) for q in QUADRANT_COLORS)]
+    if not columns:
         return None
-    fig, axes = plt.subplots(1, len(present), figsize=(5.5 * len(present), 3.8), squeeze=False)
-    for ax, (key, title) in zip(axes[0], present):
-        for run in runs:
-            steps, values = run.series(key)
-            if len(steps):
-                ax.plot(steps, values, marker="o" if len(steps) < 15 else None, ms=3,
-                        label=run.label)
-        ax.set_title(title)
-        ax.set_xlabel("training step")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return _save(fig, out)
-
-
-def plot_entropy(runs: list[Run], out: Path) -> Path | None:
-    """Fig. 5: mean token entropy of the policy per step, runs overlaid (e.g. max-PPL reward vs penalty)."""
-    return _overlay(runs, [("entropy", "policy entropy")], out, "mean token entropy (nats)")
-
-
-def plot_accuracy(runs: list[Run], out: Path) -> Path | None:
-    """Fig. 4: held-out accuracy (mean@k) at each evaluation (left) and the training batch's
-    verifier accuracy, moving average over 5 steps (right); runs overlaid."""
-    if not any(len(run.series(k)[0]) for run in runs for k in ("eval/accuracy", "dipo/accuracy")):
-        return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for run in runs:
-        steps, values = run.series("eval/accuracy")
-        if len(steps):
-            axes[0].plot(steps, values, marker="o", ms=3, label=run.label)
-        steps, values = run.series("dipo/accuracy")
-        if len(steps):
-            axes[1].plot(steps, _smooth(values, 5), label=run.label)
-    for ax, title in zip(axes, ["held-out accuracy (mean@k)", "training accuracy (5-step average)"]):
-        ax.set_title(title)
-        ax.set_xlabel("training step")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        if ax.get_lines():
-            ax.legend(fontsize=8)
-    return _save(fig, out)
-
-
-def _fired_per_step(run: Run, kind: str, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Groups of one kind that BRR reallocated, per step: counted in the rollout records when the
-    run has them (all sampling rounds), else the logged metric."""
-    groups = group_table(run.rollouts)
-    if groups.empty:
-        return run.series(key)
-    counts = groups[groups["group_kind"] == kind].groupby("step")["fired"].sum()
-    steps = np.array(sorted(groups["step"].unique()))
-    return steps, counts.reindex(steps, fill_value=0).to_numpy(dtype=float)
-
-
-def plot_quadrants(runs: list[Run], out: Path) -> Path | None:
-    """Samples per perplexity quadrant per step (top) and cumulative BRR firings on hard and easy
-    groups (bottom), one column per run."""
-    data = [run for run in runs if any(len(run.series(f"dipo/quadrant_{q}")[0]) for q in QUADRANT_COLORS)]
-    if not data:
-        return None
-    fig, axes = plt.subplots(2, len(data), figsize=(5 * len(data), 6.4), squeeze=False, sharex="col")
-    for c, run in enumerate(data):
+    fig, axes = plt.subplots(2, len(columns), figsize=(4.8 * len(columns), 6.2), squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat[1:]:
+        ax.sharex(axes[0][0])  # shared by hand: every panel keeps its tick labels (a neighbour may be blank)
+    for row in axes:
+        for ax in row[1:]:
+            ax.sharey(row[0])
+    for c, group in enumerate(columns):
         top, bottom = axes[0][c], axes[1][c]
         for q, color in QUADRANT_COLORS.items():
-            steps, counts = run.series(f"dipo/quadrant_{q}")
-            if len(steps):
-                top.plot(steps, counts, color=color, label=f"{q}: {QUADRANT_NAMES[q]}")
-        top.set_title(run.label)
-        top.set_ylabel("samples per step")
-        top.legend(fontsize=7)
-        top.grid(alpha=0.3)
-        for kind, key, name in (("hard", "dipo/fired_hard", "max-PPL reward (hard groups)"),
-                                ("easy", "dipo/fired_easy", "max-PPL penalty (easy groups)")):
-            steps, fired = _fired_per_step(run, kind, key)
-            if len(steps):
-                bottom.plot(steps, np.cumsum(fired), color=KIND_COLORS[kind], label=name)
-        bottom.set_xlabel("training step")
-        bottom.set_ylabel("BRR firings (cumulative groups)")
+            curve = group_curve(group, quadrant_share(q))
+            if curve is not None:
+                draw_curve(top, curve, color, f"{q}: {QUADRANT_NAMES[q]}", bounds=(0, 1))
+        top.set_title(legend_name(group), fontsize=10)
+        _step_axis(top, xlabel=False)
+        fired = {kind: group_curve(group, cumulative_firings(kind), smoothed=False) for kind in KIND_COLORS}
+        if all(curve is None or not np.nanmax(curve.mean) > 0 for curve in fired.values()):
+            _no_data(bottom, "BRR never reallocated a group\n(off for this method, or never triggered)")
+            top.set_xlabel("training step")
+            continue
+        for kind, name in (("hard", "max-PPL reward (hard groups)"), ("easy", "max-PPL penalty (easy groups)")):
+            if fired[kind] is not None:
+                draw_curve(bottom, fired[kind], KIND_COLORS[kind], name, bounds=(0, None))
+        bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+        _step_axis(bottom)
         bottom.legend(fontsize=7)
-        bottom.grid(alpha=0.3)
-    return _save(fig, out)
+    axes[0][0].set_ylabel("share of samples with a quadrant")
+    axes[0][0].legend(fontsize=7)
+    for ax in axes[1]:
+        if ax.axison:
+            ax.set_ylabel("BRR firings (groups, cumulative)")
+            break
+    return fig

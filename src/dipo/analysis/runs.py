@@ -1,25 +1,36 @@
-"""Read run directories: `metrics.jsonl` (one JSON object per logged step) and `rollouts/*.parquet`."""
+"""Read run directories: `config.yaml` (the resolved config), `metrics.jsonl` (one JSON object per
+logged step) and `rollouts/*.parquet`; group runs that differ only by seed."""
 
 from __future__ import annotations
 
 import json
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 
 @dataclass
 class Run:
-    """One run: `metrics` (one row per step, lines of the same step merged, sorted by step) and
-    `rollouts` (one row per sample, all steps; empty if the run wrote none)."""
+    """One run: `metrics` (one row per step, lines of the same step merged, sorted by step),
+    `rollouts` (one row per sample, all steps; empty if the run wrote none) and `config` (the
+    run's config.yaml; empty if it has none). `label` names its method in figures: the given one,
+    else the config's `method`, else the directory name."""
 
     path: Path
     label: str
     metrics: pd.DataFrame
     rollouts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    config: dict = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.config.get("seed")
+        return int(seed) if isinstance(seed, (int, float)) and not isinstance(seed, bool) else None
 
     def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of one metric, missing values dropped; empty arrays if never logged."""
@@ -27,6 +38,11 @@ class Run:
             return np.array([]), np.array([])
         column = self.metrics[["step", key]].dropna()
         return column["step"].to_numpy(), column[key].to_numpy(dtype=float)
+
+    @cached_property
+    def groups(self) -> pd.DataFrame:
+        """`group_table` of the rollouts (computed once)."""
+        return group_table(self.rollouts)
 
     def rollout_steps(self) -> np.ndarray:
         return np.array(sorted(self.rollouts["step"].unique())) if len(self.rollouts) else np.array([], dtype=int)
@@ -62,14 +78,74 @@ def _read_rollouts(folder: Path) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
+def _read_config(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a mapping of config fields, got {type(config).__name__}")
+    return config
+
+
 def load_run(path: str | Path, label: str | None = None) -> Run:
     """Load a run directory; raise ValueError naming what is missing or malformed."""
     path = Path(path)
     metrics_file = path / "metrics.jsonl"
     if not metrics_file.is_file():
         raise ValueError(f"{path}: not a run directory (no metrics.jsonl)")
-    return Run(path=path, label=label or path.name, metrics=_read_metrics(metrics_file),
-               rollouts=_read_rollouts(path / "rollouts"))
+    config = _read_config(path / "config.yaml")
+    return Run(path=path, label=label or str(config.get("method") or path.name), metrics=_read_metrics(metrics_file),
+               rollouts=_read_rollouts(path / "rollouts"), config=config)
+
+
+# config fields that do not change what a run computes, besides its seed: runs differing only in
+# these are seeds of one method
+SEED_AND_BOOKKEEPING = {"seed", "data_seed", "output_dir", "logging_dir", "run_name", "report_to", "logging_steps",
+                        "disable_tqdm", "save_strategy", "save_steps", "save_total_limit", "overwrite_output_dir",
+                        "resume_from_checkpoint", "push_to_hub", "hub_model_id", "dataloader_num_workers"}
+
+
+@dataclass
+class RunGroup:
+    """Runs of one method (one label, configs equal up to seed and bookkeeping), e.g. several seeds."""
+
+    label: str
+    runs: list[Run]
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [run.seed for run in self.runs]
+
+
+def group_runs(runs: list[Run]) -> list[RunGroup]:
+    """Group runs by label, in order of first appearance. Runs that share a label but whose configs
+    differ in a field other than the seed (and bookkeeping) are split, and the differing fields
+    are added to their labels, e.g. `dipo (easy_groups=False)`: a band over them would mix methods."""
+    by_label: dict[str, list[Run]] = {}
+    for run in runs:
+        by_label.setdefault(run.label, []).append(run)
+    groups = []
+    for label, members in by_label.items():
+        def setting(run: Run) -> tuple:
+            return tuple(sorted((k, repr(v)) for k, v in run.config.items() if k not in SEED_AND_BOOKKEEPING))
+
+        settings = {}
+        for run in members:
+            settings.setdefault(setting(run), []).append(run)
+        if len(settings) == 1:
+            groups.append(RunGroup(label, members))
+            continue
+        keys = sorted({k for s in settings for k, _ in s})
+        differing = [k for k in keys if len({dict(s).get(k) for s in settings}) > 1]
+        for same in settings.values():
+            detail = ", ".join(f"{k}={same[0].config.get(k, 'unset')}" for k in differing)
+            groups.append(RunGroup(f"{label} ({detail})", same))
+    return groups
 
 
 def group_table(rollouts: pd.DataFrame) -> pd.DataFrame:
@@ -99,7 +175,7 @@ def auc(steps: np.ndarray, values: np.ndarray) -> float:
 
 def summarize(run: Run) -> dict:
     """Headline numbers of one run for the report and the learning benchmark."""
-    groups = group_table(run.rollouts)
+    groups = run.groups
     steps, acc = run.series("eval/accuracy")
     _, entropy = run.series("entropy")
     _, valid = run.series("dipo/split_valid")
@@ -120,5 +196,6 @@ def summarize(run: Run) -> dict:
     }
     for kind in ("easy", "normal", "hard"):
         out[f"frac_{kind}"] = float((groups["group_kind"] == kind).mean()) if len(groups) else float("nan")
+    out["eval_accuracy_gain"] = out["final_eval_accuracy"] - out["initial_eval_accuracy"]  # over the warm start
     out["zero_advantage_fraction"] = float(groups["zero_adv"].mean()) if len(groups) else float("nan")
     return out
