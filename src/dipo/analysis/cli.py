@@ -1,7 +1,9 @@
 """`dipo analyze RUN_DIR [RUN_DIR ...] [--out DIR] [--labels a,b] [--steps 1,20,60]`.
 
-Reads each run's metrics.jsonl and rollouts/*.parquet and writes PNGs, summary.json and one
-report.html (runs overlaid). With one run the report goes into that run directory by default.
+Reads each run's config.yaml, metrics.jsonl and rollouts/*.parquet and writes figures (PNG + SVG),
+summary.json and one report.html. Runs of one method (same config up to the seed) are overlaid as
+their mean with a 95% t band, and the report gives mean ± 95% t-interval over seeds (see
+docs/analysis.md). With one run the report goes into that run directory by default.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def analyze(argv: list[str]) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (metrics.jsonl + rollouts/)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: the run directory for one run, ./dipo-report for several)")
-    parser.add_argument("--labels", default=None, help="comma-separated legend labels, one per run (default: dir names)")
+    parser.add_argument("--labels", default=None, help="comma-separated labels, one per run; runs sharing a label are seeds of one method "
+                             "(default: the method in each run's config.yaml, else the directory name)")
     parser.add_argument("--steps", type=_int_list, default=None,
                         help="steps for the log-PPL histograms (default: first, middle, last)")
     parser.add_argument("--title", default="DiPO run report", help="report title")
