@@ -25,6 +25,7 @@ SCHEDULE = {"max_steps": 60, "per_device_train_batch_size": 32, "testbed_size": 
             "heldout_max_problems": 100, "heldout_k": 4}
 QUICK = {"max_steps": 6, "per_device_train_batch_size": 32, "testbed_size": 64, "heldout_eval_steps": 3,
          "heldout_max_problems": 30, "heldout_k": 2}
+LEARNING_RATE = 1e-4  # RL learning rate of both runs (constant schedule)
 
 
 @dataclass
@@ -36,7 +37,7 @@ class DemoRun:
 
 
 def train_argv(model_dir: Path, method: str, run_dir: Path, seed: int = 0, schedule: dict | None = None,
-               learning_rate: float = 1e-4, **overrides) -> list[str]:
+               learning_rate: float = LEARNING_RATE, **overrides) -> list[str]:
     """`dipo train` arguments of one testbed run: G=8 samples per prompt, 80-token completions,
     held-out evaluation on the disjoint synthetic split; `schedule` sets the steps, batch and
     evaluation (default SCHEDULE), `overrides` any other DiPOConfig field."""
@@ -47,6 +48,7 @@ def train_argv(model_dir: Path, method: str, run_dir: Path, seed: int = 0, sched
         "use_cpu": "true", "bf16": "false", "learning_rate": learning_rate, "lr_scheduler_type": "constant",
         "warmup_steps": 0, "num_generations": 8, "max_completion_length": 80,
         "temperature": 1.0, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
+        "sampling_seed_per_step": "true",  # common random numbers: methods of one seed share the sampling stream
         **(schedule or SCHEDULE), **overrides,
     }
     argv = []
@@ -79,7 +81,7 @@ def demo(argv: list[str]) -> int:
                              "unless --overwrite")
     parser.add_argument("--overwrite", action="store_true", help="replace a previous demo in --out")
     parser.add_argument("--seed", type=int, default=0, help="seed of both training runs")
-    parser.add_argument("--learning-rate", type=float, default=1e-4, help="RL learning rate of both runs")
+    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="RL learning rate of both runs")
     parser.add_argument("--methods", default="dapo,dipo", help="comma-separated methods to compare")
     add_debug_flag(parser)
     args = parser.parse_args(argv)

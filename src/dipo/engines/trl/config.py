@@ -113,6 +113,13 @@ class DiPOConfig(GRPOConfig):
         "filled with dropped (zero-advantage) groups and `dynamic_sampling/filled_groups` says how many.",
         3,
     )
+    sampling_seed_per_step: bool = _help(
+        "Reseed torch's sampling RNG before every generation round from (seed, step, round, process): the "
+        "rollouts of step t draw the same random stream whatever earlier steps consumed (refill rounds, other "
+        "lengths), so runs of different methods with one seed share their sampling noise (common random "
+        "numbers for paired comparisons). False: TRL's one stream, seeded once. Not used by vLLM.",
+        False,
+    )
 
     # CDE's actor-curiosity bonus (method=cde; Dai et al. 2025, Eq. 2): r + w_t * min(|r| / kappa, a * logppl)
     # on CDE's +-1 reward scale (dipo.core.perplexity_bonus), w_t on CDE's schedule (dipo.core.cde_weight).

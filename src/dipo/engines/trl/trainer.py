@@ -175,6 +175,9 @@ class DiPOTrainer(GRPOTrainer):
 
     def _score_round(self, inputs: list[dict], step: int, round_index: int) -> _Round:
         """Generate and score one batch with TRL, then give it DiPO's advantages."""
+        if self.args.sampling_seed_per_step:  # common random numbers across methods (see the config field)
+            key = [self.args.seed, step, round_index, self.accelerator.process_index]
+            torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
         batch = super()._generate_and_score_completions(inputs)
         args, device = self.args, self.accelerator.device
         rollout = self._rollout
