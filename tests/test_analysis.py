@@ -197,6 +197,7 @@ def test_run_without_rollouts_draws_no_empty_panel(tmp_path):
     accuracy, kinds = plots.accuracy_figure(groups), plots.group_kinds_figure(groups)
     assert [ax.get_title() for ax in accuracy.axes] == ["held-out accuracy (mean@k)"]
     assert len(kinds.axes) == 2  # no zero-advantage panel without records
+    assert np.isnan(summarize(load_run(tmp_path))["brr_firings"])  # not logged is not 0
     for fig in (accuracy, kinds, plots.entropy_figure(groups)):
         assert all(_has_data(ax) for ax in fig.axes)
 

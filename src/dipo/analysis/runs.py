@@ -180,9 +180,10 @@ def summarize(run: Run) -> dict:
     _, entropy = run.series("entropy")
     _, valid = run.series("dipo/split_valid")
     # count reallocated groups from the records when there are some (logged metrics may be averaged
-    # over sampling rounds), else from the metrics
+    # over sampling rounds), else from the metrics; NaN when the run logged neither
+    logged = [run.series(k)[1] for k in ("dipo/fired_hard", "dipo/fired_easy") if k in run.metrics]
     fired = float(groups["fired"].sum()) if len(groups) else \
-        sum(run.series(k)[1].sum() for k in ("dipo/fired_hard", "dipo/fired_easy"))
+        (sum(v.sum() for v in logged) if logged else float("nan"))
     out = {
         "label": run.label,
         "steps": int(run.metrics["step"].max()) if len(run.metrics) else 0,
