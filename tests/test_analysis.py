@@ -132,7 +132,7 @@ def test_runs_are_grouped_by_the_method_in_their_config(seeded, tmp_path):
     # an ablation is not a seed of DiPO: configs differing beyond the seed are split and named
     ablation = load_run(write_fake_run(tmp_path / "hard-only", "dipo", steps=3, seed=0, easy_groups=False))
     labels = [g.label for g in group_runs([*runs[3:], ablation])]
-    assert labels == ["dipo (easy_groups=unset)", "dipo (easy_groups=False)"]
+    assert labels == ["dipo", "dipo (easy_groups=False)"]
     # explicit labels win, runs sharing one are seeds of it
     assert [len(g.runs) for g in group_runs([load_run(p, "X") for p in seeded[:3]])] == [3]
 

@@ -124,8 +124,9 @@ class RunGroup:
 
 def group_runs(runs: list[Run]) -> list[RunGroup]:
     """Group runs by label, in order of first appearance. Runs that share a label but whose configs
-    differ in a field other than the seed (and bookkeeping) are split, and the differing fields
-    are added to their labels, e.g. `dipo (easy_groups=False)`: a band over them would mix methods."""
+    differ in a field other than the seed (and bookkeeping) are split: the first config keeps the
+    label, the others add the fields where they differ from it, e.g. `dipo (easy_groups=False)`
+    (a band over them would mix methods)."""
     by_label: dict[str, list[Run]] = {}
     for run in runs:
         by_label.setdefault(run.label, []).append(run)
@@ -140,9 +141,12 @@ def group_runs(runs: list[Run]) -> list[RunGroup]:
         if len(settings) == 1:
             groups.append(RunGroup(label, members))
             continue
-        keys = sorted({k for s in settings for k, _ in s})
-        differing = [k for k in keys if len({dict(s).get(k) for s in settings}) > 1]
-        for same in settings.values():
+        # the first setting keeps the plain label; the others name the fields where they differ from it
+        reference, *others = settings.items()
+        groups.append(RunGroup(label, reference[1]))
+        for setting, same in others:
+            ref, this = dict(reference[0]), dict(setting)
+            differing = sorted(k for k in ref.keys() | this.keys() if ref.get(k) != this.get(k))
             detail = ", ".join(f"{k}={same[0].config.get(k, 'unset')}" for k in differing)
             groups.append(RunGroup(f"{label} ({detail})", same))
     return groups
