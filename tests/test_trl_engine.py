@@ -8,7 +8,7 @@ import torch
 from trl_helpers import make_trainer, read_metrics, read_rollouts, text_hash_reward
 
 from dipo.core import group_advantages, sequence_logppl
-from dipo.engines.run_log import ROLLOUT_COLUMNS
+from dipo.engines.kit import ROLLOUT_COLUMNS
 
 
 def _weights(model):

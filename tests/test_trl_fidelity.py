@@ -147,11 +147,11 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_complete(tiny_model
                            save_steps=1, save_total_limit=1)
     real_save_state, calls = trainer_module.save_state, []
 
-    def dies_on_second_save(path, state):
+    def dies_on_second_save(path, dipo, **extras):
         calls.append(path)
         if len(calls) == 2:
             raise KeyboardInterrupt("killed during the save")
-        real_save_state(path, state)
+        real_save_state(path, dipo, **extras)
 
     monkeypatch.setattr(trainer_module, "save_state", dies_on_second_save)
     with pytest.raises(KeyboardInterrupt):

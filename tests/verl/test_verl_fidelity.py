@@ -98,14 +98,14 @@ def test_filter_and_adapter_score_the_final_output_of_each_session(fake_tq):  # 
 def test_resume_without_the_dipo_state_is_refused_unless_accepted(tmp_path):
     from test_verl_trainer import checkpointable
 
-    from dipo.engines.verl.trainer import QUEUE_FILE
+    from dipo.engines.kit import STATE_FILE
 
     overrides = [f"trainer.default_local_dir={tmp_path}", "trainer.resume_mode=auto"]
     trainer = checkpointable(config(overrides))
     trainer.dipo.queue.push(PRIOR_LOGPPL, PRIOR_CORRECT)
     trainer.global_steps = 3
     trainer._save_checkpoint()
-    (tmp_path / "global_step_3" / QUEUE_FILE).unlink()
+    (tmp_path / "global_step_3" / STATE_FILE).unlink()
     with pytest.raises(ValueError, match=r"dipo_state.pt not found, so the PPL queue cannot be restored"):
         checkpointable(config(overrides))._load_checkpoint()
     accepted = checkpointable(config([*overrides, "dipo.allow_inexact_resume=true"]))

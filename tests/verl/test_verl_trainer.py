@@ -23,6 +23,7 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer  # noqa: E402
 from verl.utils.tracking import Tracking  # noqa: E402
 from verl_batches import PRIOR_CORRECT, PRIOR_LOGPPL, FakeTransferQueue, trajectory_rows  # noqa: E402
 
+from dipo.engines.kit import STATE_FILE  # noqa: E402
 from dipo.engines.verl import filter as dipo_filter  # noqa: E402
 from dipo.engines.verl import trainer as dipo_trainer  # noqa: E402
 from dipo.engines.verl.filter import DiPOGroupFilter  # noqa: E402
@@ -194,7 +195,7 @@ def test_queue_is_saved_and_restored_with_verl_checkpoints(tmp_path):
     trainer.dipo.queue.push(PRIOR_LOGPPL, PRIOR_CORRECT)
     trainer.global_steps = 7
     trainer._save_checkpoint()  # DiPO's queue first, then verl's actor/dataloader/tracker
-    assert (tmp_path / "global_step_7" / dipo_trainer.QUEUE_FILE).exists()
+    assert (tmp_path / "global_step_7" / STATE_FILE).exists()
     assert (tmp_path / "latest_checkpointed_iteration.txt").read_text() == "7"
 
     resumed = checkpointable(cfg)
@@ -212,10 +213,10 @@ def test_queue_is_saved_and_restored_with_verl_checkpoints(tmp_path):
     assert len(by_path.dipo.queue) == len(PRIOR_LOGPPL)
     by_path.global_steps = 8
     by_path._save_checkpoint()
-    assert (tmp_path / "next" / "global_step_8" / dipo_trainer.QUEUE_FILE).exists()
+    assert (tmp_path / "next" / "global_step_8" / STATE_FILE).exists()
 
-    (tmp_path / "global_step_7" / dipo_trainer.QUEUE_FILE).write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot restore the PPL queue"):
+    (tmp_path / "global_step_7" / STATE_FILE).write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="dipo_state.pt: cannot restore the DiPO state"):
         checkpointable(cfg)._load_checkpoint()
 
 

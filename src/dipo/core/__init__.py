@@ -7,7 +7,7 @@ Paper map (arXiv 2604.13902): perplexity ``sequence_logppl`` (Eq. 3), PPL queue
 """
 
 from dipo.core.advantages import dipo_advantages, group_advantages
-from dipo.core.brr import GROUP_KINDS, Reallocation, classify_groups, reallocate_rewards
+from dipo.core.brr import Reallocation, classify_groups, is_correct, reallocate_rewards
 from dipo.core.config import DiPOConfig
 from dipo.core.losses import dapo_token_loss
 from dipo.core.ppl import sequence_logppl
@@ -27,7 +27,6 @@ __all__ = [
     "DiPO",
     "DiPOConfig",
     "DiPOStep",
-    "GROUP_KINDS",
     "PerplexityQueue",
     "PerplexitySplit",
     "QUADRANTS",
@@ -40,6 +39,7 @@ __all__ = [
     "dynamic_sampling_keep",
     "group_advantages",
     "group_varies",
+    "is_correct",
     "overlong_penalty",
     "perplexity_bonus",
     "reallocate_rewards",

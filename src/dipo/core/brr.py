@@ -21,7 +21,14 @@ from dipo.core._util import group_index, to_numpy, to_tensor
 from dipo.core.config import GROUP_RULES
 from dipo.core.psd import PerplexitySplit
 
-GROUP_KINDS = ("easy", "normal", "hard")
+CORRECT_TOL = 1e-6  # float slack of "the verifier gave r_max" (rewards summed over functions, cast to float32)
+
+
+def is_correct(verifier_rewards, r_max: float = 1.0, tol: float = CORRECT_TOL) -> np.ndarray:
+    """The project's one correctness rule: ``[N]`` bool, ``verifier_reward >= r_max - tol``.
+
+    Group kinds, the PPL queue's labels, BRR, ``dipo/accuracy`` and held-out accuracy all use it."""
+    return to_numpy(verifier_rewards).astype(np.float64).reshape(-1) >= r_max - tol
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class Reallocation:
         return int(sel.sum())
 
 
-def classify_groups(rewards, group_ids, r_min: float = 0.0, r_max: float = 1.0, tol: float = 1e-6):
+def classify_groups(rewards, group_ids, r_min: float = 0.0, r_max: float = 1.0, tol: float = CORRECT_TOL):
     """Group kinds from verifier rewards: "hard" if every reward <= r_min, "easy" if every reward >=
     r_max (both within ``tol``), else "normal". Returns ``(group_index [N], kinds [n_groups])``."""
     r = to_numpy(rewards).astype(np.float64).reshape(-1)
@@ -68,7 +75,7 @@ def classify_groups(rewards, group_ids, r_min: float = 0.0, r_max: float = 1.0, 
     if gidx.size != r.size:
         raise ValueError(f"classify_groups: {r.size} rewards but {gidx.size} group ids")
     all_low = np.bincount(gidx, weights=~(r <= r_min + tol), minlength=n_groups) == 0
-    all_high = np.bincount(gidx, weights=~(r >= r_max - tol), minlength=n_groups) == 0
+    all_high = np.bincount(gidx, weights=~is_correct(r, r_max, tol), minlength=n_groups) == 0
     kinds = np.where(all_low, "hard", np.where(all_high, "easy", "normal")).astype(object)
     return gidx, kinds
 

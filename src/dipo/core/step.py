@@ -15,12 +15,20 @@ import torch
 
 from dipo.core._util import require_finite, to_numpy, to_tensor
 from dipo.core.advantages import flat_group_advantages, group_advantages
-from dipo.core.brr import Reallocation, reallocate_rewards
+from dipo.core.brr import CORRECT_TOL, Reallocation, is_correct, reallocate_rewards
 from dipo.core.config import DiPOConfig
 from dipo.core.psd import QUADRANTS, PerplexitySplit, split_perplexity_space
 from dipo.core.queue import PerplexityQueue
 
 logger = logging.getLogger(__name__)
+
+# DiPO's per-step metrics, in `DiPOStep.metrics` and every run's metrics.jsonl (`dipo analyze` reads them)
+STEP_METRIC_KEYS = (
+    "dipo/frac_easy", "dipo/frac_normal", "dipo/frac_hard", "dipo/fired_hard", "dipo/fired_easy",
+    "dipo/threshold", "dipo/split_valid", "dipo/split_error", "dipo/logppl_correct", "dipo/logppl_wrong",
+    "dipo/accuracy", "dipo/queue_size", *(f"dipo/quadrant_{q}" for q in QUADRANTS),
+    "dipo/correctness_out_of_range",
+)
 
 
 @dataclass(frozen=True)
@@ -93,8 +101,8 @@ class DiPO:
         require_finite(r, "DiPO.step")
         require_finite(vr, "DiPO.step", "verifier rewards")
         vr_np = to_numpy(vr).astype(np.float64)
-        correct = vr_np >= cfg.r_max - 1e-6
-        out_of_range = int(((vr_np < cfg.r_min - 1e-6) | (vr_np > cfg.r_max + 1e-6)).sum())
+        correct = is_correct(vr_np, cfg.r_max)
+        out_of_range = int(((vr_np < cfg.r_min - CORRECT_TOL) | (vr_np > cfg.r_max + CORRECT_TOL)).sum())
         if out_of_range and not self._warned_out_of_range:
             self._warned_out_of_range = True
             logger.warning(

@@ -1,23 +1,74 @@
-"""The run directory's logs: `metrics.jsonl` (one object per logged step) and per-step rollout records.
+"""The run directory every engine writes and `dipo analyze` reads: names, columns and the writer.
 
-Layout (read by `dipo analyze`): `RUN/metrics.jsonl`, `RUN/rollouts/step-000001.parquet` with the
-columns in `ROLLOUT_COLUMNS` (the TRL engine adds `round` and `kept` from dynamic sampling). Shared by
-the TRL and verl engines, so it imports neither. Only the main process (the verl driver) writes; the
-records it gets are already gathered from every process.
+Layout: `RUN/metrics.jsonl` (one JSON object per logged step: `step` plus metrics; DiPO's keys are
+`METRIC_KEYS`) and `RUN/rollouts/step-000001.parquet` (one row per sample, `ROLLOUT_COLUMNS`; the TRL
+engine adds `OPTIONAL_ROLLOUT_COLUMNS` from dynamic sampling). Only the main process (the verl driver)
+writes; the records it gets are already gathered from every process. Imports no engine.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
+from dipo.core import DiPOStep
+from dipo.core.step import STEP_METRIC_KEYS
+
+METRICS_FILE = "metrics.jsonl"
+ROLLOUTS_DIR = "rollouts"
+METRIC_KEYS = STEP_METRIC_KEYS  # DiPO's per-step metrics (every method logs them)
 ROLLOUT_COLUMNS = (
     "step", "prompt_id", "group_id", "group_kind", "reward", "realloc_reward", "advantage", "logppl",
     "quadrant", "fired", "chosen", "length", "truncated",
 )
+OPTIONAL_ROLLOUT_COLUMNS = ("round", "kept", "shaped_reward")  # TRL's dynamic sampling and reward shaping
+
+
+def rollout_path(run_dir: str | os.PathLike, step: int) -> Path:
+    """`RUN/rollouts/step-000001.parquet`."""
+    return Path(run_dir) / ROLLOUTS_DIR / f"step-{int(step):06d}.parquet"
+
+
+def step_records(result: DiPOStep, step: int, prompt_ids, lengths, truncated, **extra) -> dict[str, np.ndarray]:
+    """One step's rollout records (`ROLLOUT_COLUMNS`, ``[N]`` each): the algorithm's columns from
+    ``result`` plus the engine's ``prompt_ids``, ``lengths`` (completion tokens), ``truncated``; ``extra``
+    columns are added or replace ``result``'s (TRL numbers groups across its refill rounds)."""
+    columns = result.records()
+    n = len(columns["reward"])
+    columns.update(
+        step=np.full(n, step, dtype=np.int64),
+        prompt_id=np.asarray(prompt_ids).astype(str),
+        length=np.asarray(lengths).astype(np.int64),
+        truncated=np.asarray(truncated).astype(bool),
+    )
+    columns.update({key: np.asarray(value) for key, value in extra.items()})
+    return {key: columns[key] for key in (*ROLLOUT_COLUMNS, *(k for k in columns if k not in ROLLOUT_COLUMNS))}
+
+
+class RunLog:
+    """The per-step record writer of one run directory (every engine's main process uses one)."""
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.run_dir = Path(run_dir)
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.run_dir / METRICS_FILE
+
+    def write_rollouts(self, step: int, records: dict, append: bool = False) -> Path:
+        path = rollout_path(self.run_dir, step)
+        write_rollouts(path, records, append=append)
+        return path
+
+    def append_metrics(self, step: int, metrics: dict) -> None:
+        append_metrics(self.metrics_file, step, metrics)
+
+    def truncate_metrics(self, last_step: int) -> None:
+        truncate_metrics(self.metrics_file, last_step)
 
 
 def _json_value(value):

@@ -15,9 +15,8 @@ import os
 import shutil
 from pathlib import Path
 
-import torch
+from dipo.engines.kit import STATE_FILE
 
-STATE_FILE = "dipo_state.pt"
 STAGING_PREFIX = ".staging-"
 
 
@@ -33,13 +32,6 @@ def publish(staged: Path, final: Path) -> None:
     os.replace(staged, final)
 
 
-def save_state(path: Path, state: dict) -> None:
-    """`torch.save` to a temporary name, then rename: `dipo_state.pt` is never seen half-written."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def resume_gaps(checkpoint: str | os.PathLike, *, needs_optimizer: bool) -> list[str]:
     """Files an exact resume from `checkpoint` needs that are missing or empty."""
     folder = Path(checkpoint)
@@ -48,14 +40,3 @@ def resume_gaps(checkpoint: str | os.PathLike, *, needs_optimizer: bool) -> list
     if not any(p.stat().st_size > 0 for p in folder.glob("rng_state*.pth")):
         gaps.append("rng_state.pth")
     return gaps
-
-
-def load_state(path: Path) -> dict:
-    """`dipo_state.pt` as a dict with `dipo` and `refill_draws`; ValueError naming the file otherwise."""
-    try:
-        state = torch.load(path, weights_only=False)
-        if not isinstance(state, dict) or "dipo" not in state:
-            raise ValueError("not a DiPO state (no 'dipo' entry)")
-        return state
-    except Exception as err:  # truncated, empty or foreign file: one line, naming it
-        raise ValueError(f"{path}: cannot restore the DiPO state ({type(err).__name__}: {err})") from None

@@ -1,52 +1,15 @@
 """Datasets and reward functions for `dipo train`, resolved from names in the config.
 
 No loading logic lives here: synthetic tasks come from `dipo.testbed`, files and hub ids from
-`dipo.data`, reward functions from `dipo.rewards`. This module only maps config values to them and
-checks that the rows have what TRL needs (`prompt`, plus the reward function's `answer`).
+`dipo.data`, reward functions from the engine kit's registry (`dipo.engines.kit`). This module only maps
+config values to them and checks that the rows have what TRL needs (`prompt`, plus the reward function's `answer`).
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
-from collections.abc import Callable
-
 from datasets import Dataset
 
-# reward name -> (module, function)
-REWARD_FUNCTIONS: dict[str, tuple[str, str]] = {
-    "math": ("dipo.rewards", "math_reward"),
-    "tool_call": ("dipo.rewards", "tool_call_reward"),
-    "final_number": ("dipo.rewards.final_number", "final_number_reward"),
-    "label": ("dipo.rewards", "label_reward"),
-}
-
-
-def reward_functions(names: list[str]) -> list[Callable]:
-    """The reward functions of `reward_funcs`: built-in names (`REWARD_FUNCTIONS`) or dotted import
-    paths of a TRL-style reward function, `my_pkg.rewards:fn` or `my_pkg.rewards.fn` (as `trl grpo`
-    takes them; the current directory is importable)."""
-    return [_reward_function(name) for name in names]
-
-
-def _reward_function(name: str) -> Callable:
-    if name in REWARD_FUNCTIONS:
-        module, attr = REWARD_FUNCTIONS[name]
-    elif ":" in name or "." in name:
-        module, _, attr = name.partition(":") if ":" in name else name.rpartition(".")
-    else:
-        raise ValueError(f"reward_funcs: unknown reward {name!r}; built-in rewards are {tuple(REWARD_FUNCTIONS)}, "
-                         "or give a dotted path 'my_pkg.rewards:fn'")
-    if os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())  # a user's rewards module next to their config
-    try:
-        func = getattr(importlib.import_module(module), attr, None)
-    except ImportError as exc:
-        raise ValueError(f"reward_funcs: {name!r}: cannot import {module!r} ({exc})") from None
-    if not callable(func):
-        raise ValueError(f"reward_funcs: {name!r}: {module} has no function {attr!r}")
-    return func
+from dipo.engines.kit import REWARD_FUNCTIONS, reward_functions  # noqa: F401  (the registry lives in the engine kit)
 
 
 def _testbed_rows(kind: str, script, split: str) -> list[dict]:

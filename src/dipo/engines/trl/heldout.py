@@ -14,6 +14,7 @@ from accelerate.utils import gather_object
 from trl.models.utils import unwrap_model_for_generation
 
 from dipo.data import render_prompt
+from dipo.engines.kit import is_correct
 from dipo.eval import generate_transformers, mean_at_k, mean_pass_at_k
 
 
@@ -45,7 +46,8 @@ def heldout_metrics(trainer) -> dict[str, float]:
             values = trainer.reward_funcs[index](prompts=[p for p in prompts for _ in range(k)], completions=texts,
                                                  **columns)
             total = [t + (v or 0.0) for t, v in zip(total, values)]  # None: does not apply to this sample
-        correct = [[total[i * k + j] >= args.r_max - 1e-6 for j in range(k)] for i in range(len(shard))]
+        hits = is_correct(total, args.r_max).tolist()
+        correct = [hits[i * k:(i + 1) * k] for i in range(len(shard))]
         lengths = [s.length for group in samples for s in group]
     correct = [c for part in gather_object([correct]) for c in part]
     lengths = [n for part in gather_object([lengths]) for n in part]

@@ -42,9 +42,9 @@ from dipo.core import (
     perplexity_bonus,
     sequence_logppl,
 )
-from dipo.engines.run_log import append_metrics, truncate_metrics, write_rollouts
+from dipo.engines.kit import STATE_FILE, RunLog, load_state, save_state, step_records
 from dipo.engines.trl.batch_ops import concat_batches, select_rows
-from dipo.engines.trl.checkpoints import STATE_FILE, load_state, publish, resume_gaps, save_state, staging_dir
+from dipo.engines.trl.checkpoints import publish, resume_gaps, staging_dir
 from dipo.engines.trl.config import DiPOConfig, check_vllm_server_logprobs
 from dipo.engines.trl.correctness import resolve_correctness_funcs, verifier_rewards
 from dipo.engines.trl.reward_guard import guard_reward
@@ -105,6 +105,7 @@ class DiPOTrainer(GRPOTrainer):
         self.dipo = DiPO(args.core_config())
         self.heldout_dataset = heldout_dataset
         self.run_dir = Path(args.output_dir)
+        self.run_log = RunLog(self.run_dir)
         self._rollout: _Rollout | None = None
         self._gathered_rewards: torch.Tensor | None = None
         self._refill_iter = None
@@ -170,7 +171,7 @@ class DiPOTrainer(GRPOTrainer):
             self._metrics["train"][key].append(value)
         if self.args.save_rollouts and self.accelerator.is_main_process:
             records = {k: np.concatenate([r.records[k] for r in rounds]) for k in rounds[0].records}
-            write_rollouts(self.run_dir / "rollouts" / f"step-{step:06d}.parquet", records)
+            self.run_log.write_rollouts(step, records)
         return batch
 
     def _score_round(self, inputs: list[dict], step: int, round_index: int) -> _Round:
@@ -221,13 +222,9 @@ class DiPOTrainer(GRPOTrainer):
         self._logs["advantages"].extend(out.advantages.tolist())
         realloc = out.realloc.rewards if args.method == "dipo" else None
         keep = dynamic_sampling_keep(verifier, group_ids, realloc)
-        records = out.records()
-        records.update(
-            step=np.full(n, step, dtype=np.int64),
-            prompt_id=np.asarray(prompt_ids, dtype=str),
+        records = step_records(
+            out, step, prompt_ids, lengths.numpy(), truncated.numpy(),
             group_id=(group_ids + round_index * (n // self.num_generations)).numpy().astype(np.int64),
-            length=lengths.numpy().astype(np.int64),
-            truncated=truncated.numpy().astype(bool),
             round=np.full(n, round_index, dtype=np.int64),
             kept=np.zeros(n, dtype=bool),  # filled in by _select_groups
             shaped_reward=rewards.numpy().astype(np.float64),
@@ -346,8 +343,8 @@ class DiPOTrainer(GRPOTrainer):
         try:
             super()._save_checkpoint(model, trial)
             if args.should_save:  # every rank holds the same queue: the main one writes it
-                save_state(staged_parent / f"checkpoint-{step}" / STATE_FILE,
-                           {"dipo": self.dipo.state_dict(), "refill_draws": self._refill_draws})
+                save_state(staged_parent / f"checkpoint-{step}" / STATE_FILE, self.dipo,
+                           refill_draws=self._refill_draws)
         finally:
             if atomic:
                 del self._get_output_dir
@@ -377,14 +374,13 @@ class DiPOTrainer(GRPOTrainer):
         path = Path(checkpoint) / STATE_FILE
         if not path.is_file() or path.stat().st_size == 0:  # accepted above: the queue starts empty
             return
-        state = load_state(path)
-        self.dipo.load_state_dict(state["dipo"])
+        state = load_state(path, self.dipo)
         self._refill_iter = self._refill_batches()
         for _ in range(state["refill_draws"]):
             next(self._refill_iter)
         self._refill_draws = state["refill_draws"]
         if self.accelerator.is_main_process:  # the resumed run rewrites the steps after the checkpoint
-            truncate_metrics(self.run_dir / "metrics.jsonl", _step_of(checkpoint))
+            self.run_log.truncate_metrics(_step_of(checkpoint))
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self._heldout_due(logs):  # on the step's own log line (a separate log would swallow TRL's line)
@@ -393,7 +389,7 @@ class DiPOTrainer(GRPOTrainer):
             logs.update(heldout_metrics(self))
         super().log(logs, start_time)  # TRL adds its averaged metrics (ours included) to `logs`
         if self.accelerator.is_main_process:
-            append_metrics(self.run_dir / "metrics.jsonl", self.state.global_step, logs)
+            self.run_log.append_metrics(self.state.global_step, logs)
 
     def log_heldout_at_start(self) -> None:
         """Step-0 held-out evaluation (not on resume): every accuracy curve starts at the policy RL began from."""

@@ -26,7 +26,7 @@ from collections import Counter
 import numpy as np
 import transfer_queue as tq
 
-from dipo.core import DiPO, dynamic_sampling_keep, sequence_logppl
+from dipo.core import DiPO, dynamic_sampling_keep, is_correct, sequence_logppl
 from dipo.engines.verl.adapter import participating_rows, verifier_from_extra_fields
 
 
@@ -123,7 +123,7 @@ class DiPOGroupFilter:
                                                       np.zeros(len(keys), dtype=bool))
             else:
                 verifier = np.array([float(score.sum()) for score in data["rm_scores"]])
-            correct = verifier >= self.dipo.config.r_max - 1e-6
+            correct = is_correct(verifier, self.dipo.config.r_max)
         return group_ids, logppl, correct
 
     def _judge_groups(self, partition_id: str, uids: set[str]) -> set[str]:

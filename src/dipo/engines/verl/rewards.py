@@ -11,24 +11,19 @@ function that raises gives 0 (a bad completion must not stop a run) and is logge
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from functools import cache
+
+from dipo.engines.kit import reward_function
 
 logger = logging.getLogger(__name__)
 
 
 @cache
 def load_reward_fn(spec: str) -> Callable:
-    """``"package.module:function"`` -> the function (cached per process)."""
-    module, sep, name = spec.partition(":")
-    if not sep or not module or not name:
-        raise ValueError(f"reward_fn={spec!r}: expected 'package.module:function'")
-    fn = getattr(importlib.import_module(module), name, None)
-    if not callable(fn):
-        raise ValueError(f"reward_fn={spec!r}: {module} has no function {name!r}")
-    return fn
+    """A reward name (``math``) or path (``package.module:function``) -> the function (cached per process)."""
+    return reward_function(spec)
 
 
 def compute_score(data_source, solution_str, ground_truth, extra_info=None, *,

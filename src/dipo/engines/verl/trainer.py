@@ -34,13 +34,13 @@ from verl.utils.import_utils import load_extern_type
 from verl.workers.utils.padding import response_to_nested
 
 from dipo.core import DiPO
+from dipo.engines.kit import STATE_FILE, load_state, save_state
 from dipo.engines.verl.adapter import LOGPROB_KEYS, apply_dipo, participating_rows, verifier_from_extra_fields
 from dipo.engines.verl.config import DIPO_TRAINER_MODES, VerlDiPOConfig, validate_verl_config
 from dipo.engines.verl.filter import DiPOGroupFilter, make_dipo_aware
 from dipo.engines.verl.records import RecordWriter
 
 logger = logging.getLogger(__name__)
-QUEUE_FILE = "dipo_state.pt"
 
 
 class DiPOTrainerMixin:
@@ -146,17 +146,15 @@ class DiPOTrainerMixin:
     def _save_checkpoint(self):
         # Written before verl's own save, which writes latest_checkpointed_iteration.txt last: a
         # checkpoint verl would resume from always has its DiPO queue.
-        folder = self._checkpoint_folder(resuming=False)
-        os.makedirs(folder, exist_ok=True)
-        torch.save({"dipo": self.dipo.state_dict(), "global_steps": self.global_steps},
-                   os.path.join(folder, QUEUE_FILE))
+        save_state(os.path.join(self._checkpoint_folder(resuming=False), STATE_FILE), self.dipo,
+                   global_steps=self.global_steps)
         return super()._save_checkpoint()
 
     def _load_checkpoint(self):
         result = super()._load_checkpoint()
         if self.global_steps <= 0:
             return result
-        path = os.path.join(self._checkpoint_folder(resuming=True), QUEUE_FILE)
+        path = os.path.join(self._checkpoint_folder(resuming=True), STATE_FILE)
         if not os.path.exists(path):
             if not self.dipo_options.allow_inexact_resume:
                 raise ValueError(f"DiPO: {path} not found, so the PPL queue cannot be restored and the resume would "
@@ -164,11 +162,7 @@ class DiPOTrainerMixin:
                                  "dipo.allow_inexact_resume=true to start with an empty queue")
             logger.warning("DiPO: %s not found; resuming with an empty PPL queue (dipo.allow_inexact_resume)", path)
             return result
-        try:
-            state = torch.load(path, weights_only=False)
-            self.dipo.load_state_dict(state["dipo"])
-        except Exception as err:  # unreadable, truncated or foreign file: say which one
-            raise ValueError(f"DiPO: cannot restore the PPL queue from {path}: {err}") from err
+        load_state(path, self.dipo)  # ValueError naming the file if unreadable, truncated or foreign
         logger.info("DiPO: restored a PPL queue of %d samples from %s", len(self.dipo.queue), path)
         return result
 

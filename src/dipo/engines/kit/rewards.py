@@ -1,0 +1,55 @@
+"""The reward registry: a reward name (``math``) or a dotted import path -> a TRL-style reward function.
+
+Every engine resolves reward names here (TRL's ``reward_funcs``, verl's ``reward_fn``), so a name means
+the same function everywhere. A reward function has TRL's signature ``f(completions, **columns) ->
+list[float | None]``. Functions are imported on first use, so the registry costs no import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+
+# built-in name -> "module:function"
+REWARD_FUNCTIONS: dict[str, str] = {
+    "math": "dipo.rewards:math_reward",
+    "tool_call": "dipo.rewards:tool_call_reward",
+    "final_number": "dipo.rewards.final_number:final_number_reward",
+    "label": "dipo.rewards:label_reward",
+}
+
+
+def reward_function(name: str) -> Callable:
+    """A built-in name (``REWARD_FUNCTIONS``) or a dotted path ``my_pkg.rewards:fn`` / ``my_pkg.rewards.fn``
+    (as ``trl grpo`` takes them; the current directory is importable, for a rewards module next to a config).
+
+    Raises:
+        ValueError naming the reward when the name is unknown, the module cannot be imported or has no
+        such function.
+    """
+    target = REWARD_FUNCTIONS.get(name, name)
+    if ":" in target:
+        module, _, attr = target.partition(":")
+    elif "." in target:
+        module, _, attr = target.rpartition(".")
+    else:
+        raise ValueError(f"reward_funcs: unknown reward {name!r}; built-in rewards are {tuple(REWARD_FUNCTIONS)}, "
+                         "or give a dotted path 'my_pkg.rewards:fn'")
+    if not module or not attr:
+        raise ValueError(f"reward_funcs: {name!r} is not 'package.module:function'")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        func = getattr(importlib.import_module(module), attr, None)
+    except ImportError as exc:
+        raise ValueError(f"reward_funcs: {name!r}: cannot import {module!r} ({exc})") from None
+    if not callable(func):
+        raise ValueError(f"reward_funcs: {name!r}: {module} has no function {attr!r}")
+    return func
+
+
+def reward_functions(names: list[str]) -> list[Callable]:
+    """:func:`reward_function` of each name, in order."""
+    return [reward_function(name) for name in names]

@@ -1,0 +1,94 @@
+"""The engine kit (dipo.engines.kit): run-directory schema, state file, correctness rule, reward registry."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from dipo.core import DiPO, DiPOConfig, classify_groups
+from dipo.engines import kit
+
+
+def _step(dipo: DiPO | None = None):
+    dipo = dipo or DiPO(DiPOConfig())
+    rewards = np.array([1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1], dtype=np.float64)
+    logppl = np.linspace(0.2, 1.4, rewards.size)
+    return dipo, dipo.step(rewards, logppl, np.repeat([0, 1, 2], 4))
+
+
+def test_the_kit_imports_no_engine_and_no_trainer_library():
+    code = ("import sys, dipo.engines.kit; bad = [m for m in sys.modules if m.split('.')[0] in ('trl', 'verl') "
+            "or m.startswith(('dipo.engines.trl', 'dipo.engines.verl', 'dipo.testbed', 'dipo.cli'))]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_metric_keys_are_what_the_core_step_logs():
+    _, result = _step()
+    assert tuple(result.metrics) == kit.METRIC_KEYS
+
+
+def test_step_records_are_the_schema_columns_and_the_writer_lays_out_the_run_directory(tmp_path):
+    _, result = _step()
+    records = kit.step_records(result, 3, [f"p{g}" for g in np.repeat([0, 1, 2], 4)], np.full(12, 7),
+                               np.zeros(12, bool), round=np.zeros(12, dtype=np.int64))
+    assert tuple(records)[: len(kit.ROLLOUT_COLUMNS)] == kit.ROLLOUT_COLUMNS
+    assert list(records)[-1] == "round" and (records["step"] == 3).all() and records["prompt_id"][4] == "p1"
+    log = kit.RunLog(tmp_path)
+    path = log.write_rollouts(3, records)
+    log.append_metrics(3, result.metrics)
+    assert path == tmp_path / kit.ROLLOUTS_DIR / "step-000003.parquet" == kit.rollout_path(tmp_path, 3)
+    assert pq.read_table(path).column_names == list(records)
+    assert (tmp_path / kit.METRICS_FILE).read_text().startswith('{"step": 3, "dipo/frac_easy"')
+    del records["quadrant"]
+    with pytest.raises(ValueError, match="quadrant"):
+        log.write_rollouts(4, records)
+
+
+def test_state_file_round_trip_is_atomic_and_a_foreign_file_is_named(tmp_path):
+    dipo, _ = _step()
+    path = tmp_path / "ckpt" / kit.STATE_FILE
+    kit.save_state(path, dipo, refill_draws=5)
+    assert sorted(p.name for p in path.parent.iterdir()) == [kit.STATE_FILE]  # no temp file left behind
+    fresh = DiPO(DiPOConfig())
+    state = kit.load_state(path, fresh)
+    assert state["refill_draws"] == 5
+    np.testing.assert_array_equal(fresh.queue.logppl, dipo.queue.logppl)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"dipo_state.pt: cannot restore the DiPO state"):
+        kit.load_state(path, fresh)
+    torch.save({"something": "else"}, path)
+    with pytest.raises(ValueError, match="no 'dipo' entry"):
+        kit.load_state(path)
+
+
+def test_one_correctness_rule_for_the_step_the_group_kinds_and_the_kit():
+    values = np.array([1.0, 1.0 - 5e-7, 1.0 - 2e-6, 0.0])
+    assert kit.is_correct(values, 1.0).tolist() == [True, True, False, False]
+    result = DiPO(DiPOConfig()).step(values, np.full(4, 0.5), np.arange(4))  # one sample per group
+    assert result.correct.tolist() == kit.is_correct(values, 1.0).tolist()
+    _, kinds = classify_groups(values, np.arange(4))
+    assert kinds.tolist() == ["easy", "easy", "normal", "hard"]
+
+
+def test_reward_registry_resolves_names_and_both_dotted_spellings():
+    from dipo.rewards import math_reward
+
+    assert kit.reward_function("math") is math_reward
+    assert kit.reward_functions(["dipo.rewards:math_reward", "dipo.rewards.math_reward"]) == [math_reward] * 2
+    assert set(kit.REWARD_FUNCTIONS) >= {"math", "tool_call", "final_number", "label"}
+    for name, match in [("maths", "unknown reward 'maths'"), ("no_such_pkg:fn", "cannot import"),
+                        ("dipo.rewards:nope", "no function 'nope'")]:
+        with pytest.raises(ValueError, match=match):
+            kit.reward_function(name)
+
+
+def test_trl_data_uses_the_kit_registry():
+    from dipo.engines.trl import data
+
+    assert data.REWARD_FUNCTIONS is kit.REWARD_FUNCTIONS and data.reward_functions is kit.reward_functions
