@@ -116,15 +116,25 @@ def test_hostile_tool_outputs_score_zero_quickly_and_never_raise(family):
 
 
 def test_tool_rewards_run_under_the_grading_deadline(monkeypatch):
+    import os
+    import signal
+
     import dipo.rewards.tool as tool
 
     calls = "\n".join(json.dumps({"name": f"f{i}", "arguments": {"a": i}}) for i in range(400))
-    text = f"<tool_call>\n{calls}\n</tool_call>"  # right, but ~0.1 s to match 400 calls
-    assert tool_call_reward([text], answer=[text]) == [1.0]
-    with MathGrader(num_workers=1, timeout=0.002) as tight:
-        monkeypatch.setattr(tool, "default_grader", lambda: tight)
+    text = f"<tool_call>\n{calls}\n</tool_call>"
+    with MathGrader(num_workers=1, timeout=5.0) as grader:
+        monkeypatch.setattr(tool, "default_grader", lambda: grader)
+        assert tool_call_reward([text], answer=[text]) == [1.0]  # scored in the worker, which is now ready
+        # A worker that stops answering (stands in for a slow item, without depending on machine load):
+        # the tool reward gives up at the deadline, scores 0 and replaces the worker.
+        (worker,) = grader._workers
+        os.kill(worker.process.pid, signal.SIGSTOP)
+        grader.timeout = 0.3
         assert tool_call_reward([text, "short"], answer=[text, text]) == [0.0, 0.0]
-        assert tight.timeouts >= 1  # the first was cut at the deadline in its worker
+        assert grader.timeouts >= 1
+        grader.timeout = 5.0
+        assert tool_call_reward([text], answer=[text]) == [1.0]  # the replacement worker answers
 
 
 def _no_call_golds() -> list[str]:
