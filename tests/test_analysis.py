@@ -133,6 +133,10 @@ def test_runs_are_grouped_by_the_method_in_their_config(seeded, tmp_path):
     ablation = load_run(write_fake_run(tmp_path / "hard-only", "dipo", steps=3, seed=0, easy_groups=False))
     labels = [g.label for g in group_runs([*runs[3:], ablation])]
     assert labels == ["dipo", "dipo (easy_groups=False)"]
+    # with no majority value, every split group names the field
+    other_lr = load_run(write_fake_run(tmp_path / "lr", "dapo", steps=2, seed=0, queue_batches=4))
+    labels = [g.label for g in group_runs([runs[0], other_lr])]
+    assert labels == ["dapo (queue_batches=unset)", "dapo (queue_batches=4)"]
     # explicit labels win, runs sharing one are seeds of it
     assert [len(g.runs) for g in group_runs([load_run(p, "X") for p in seeded[:3]])] == [3]
 

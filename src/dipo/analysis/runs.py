@@ -122,33 +122,43 @@ class RunGroup:
         return [run.seed for run in self.runs]
 
 
+def _setting(run: Run) -> tuple:
+    """What a run computes, as a hashable config: every field but the seed and bookkeeping."""
+    return tuple(sorted((k, repr(v)) for k, v in run.config.items() if k not in SEED_AND_BOOKKEEPING))
+
+
+def _departures(settings: list[dict], runs: list[int]) -> list[list[str]]:
+    """For each setting (with its number of runs), the fields where it departs from the value a
+    strict majority of the runs share (every field that varies, where no value has a majority)."""
+    varying = sorted(k for k in {k for d in settings for k in d} if len({d.get(k) for d in settings}) > 1)
+    usual = {}
+    for k in varying:
+        votes: dict = {}
+        for d, n in zip(settings, runs):
+            votes[d.get(k)] = votes.get(d.get(k), 0) + n
+        top = max(votes, key=votes.get)
+        if votes[top] * 2 > sum(runs):
+            usual[k] = top
+    return [[k for k in varying if k not in usual or d.get(k) != usual[k]] for d in settings]
+
+
 def group_runs(runs: list[Run]) -> list[RunGroup]:
     """Group runs by label, in order of first appearance. Runs that share a label but whose configs
-    differ in a field other than the seed (and bookkeeping) are split: the first config keeps the
-    label, the others add the fields where they differ from it, e.g. `dipo (easy_groups=False)`
-    (a band over them would mix methods)."""
+    differ in a field other than the seed (and bookkeeping) are split (a band over them would mix
+    methods), and each names the fields where it departs from the value most runs share, e.g.
+    `dipo` and `dipo (easy_groups=False)`; with no majority, every differing field is named."""
     by_label: dict[str, list[Run]] = {}
     for run in runs:
         by_label.setdefault(run.label, []).append(run)
     groups = []
     for label, members in by_label.items():
-        def setting(run: Run) -> tuple:
-            return tuple(sorted((k, repr(v)) for k, v in run.config.items() if k not in SEED_AND_BOOKKEEPING))
-
-        settings = {}
+        settings: dict[tuple, list[Run]] = {}
         for run in members:
-            settings.setdefault(setting(run), []).append(run)
-        if len(settings) == 1:
-            groups.append(RunGroup(label, members))
-            continue
-        # the first setting keeps the plain label; the others name the fields where they differ from it
-        reference, *others = settings.items()
-        groups.append(RunGroup(label, reference[1]))
-        for setting, same in others:
-            ref, this = dict(reference[0]), dict(setting)
-            differing = sorted(k for k in ref.keys() | this.keys() if ref.get(k) != this.get(k))
-            detail = ", ".join(f"{k}={same[0].config.get(k, 'unset')}" for k in differing)
-            groups.append(RunGroup(f"{label} ({detail})", same))
+            settings.setdefault(_setting(run), []).append(run)
+        departures = _departures([dict(s) for s in settings], [len(same) for same in settings.values()])
+        for fields_, same in zip(departures, settings.values()):
+            detail = ", ".join(f"{k}={same[0].config.get(k, 'unset')}" for k in fields_)
+            groups.append(RunGroup(f"{label} ({detail})" if detail else label, same))
     return groups
 
 
