@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ pytest.importorskip("verl.protocol")  # not bare "verl": tests/verl itself would
 pytestmark = pytest.mark.verl
 
 from hydra import compose, initialize_config_dir, initialize_config_module  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
+from dipo.core import DiPOConfig  # noqa: E402
 from dipo.engines.verl.config import VerlDiPOConfig, validate_verl_config  # noqa: E402
 from dipo.engines.verl.main import check_config  # noqa: E402
 
@@ -42,7 +45,7 @@ def test_paper_maths_recipe_composes_with_the_paper_settings_and_passes_verl_val
     assert cfg.trainer.v1.trainer_mode == "dipo_sync"
     assert cfg.dipo.alpha == 0.1 and cfg.dipo.correct_key == "acc"
     check_config(cfg)  # verl's validate_config + DiPO's checks
-    core = validate_verl_config(cfg, dipo_aware_filter=True)
+    core = validate_verl_config(cfg, dipo_aware_filter=True).core
     assert (core.alpha, core.queue_batches, core.confidence, core.scale) == (0.1, 2, 0.95, "group")
 
 
@@ -80,7 +83,7 @@ def test_group_filter_is_accepted_when_dipo_aware_and_dr_grpo_maps_to_unscaled_a
     cfg = recipe("qwen3_8b_base_math_dipo", ["algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=acc",
                                         "algorithm.norm_adv_by_std_in_grpo=false"])
     check_config(cfg)  # no custom sampler: the DiPO trainer installs its DiPO-aware filter
-    assert validate_verl_config(cfg, dipo_aware_filter=True).scale == "none"
+    assert validate_verl_config(cfg, dipo_aware_filter=True).core.scale == "none"
     with pytest.raises(ValueError, match="filter_groups"):
         validate_verl_config(cfg, dipo_aware_filter=False)
 
@@ -89,3 +92,23 @@ def test_disabled_dipo_skips_the_dipo_checks():
     cfg = recipe("qwen3_8b_base_math_dipo", ["dipo.enable=false", "algorithm.adv_estimator=gae"])
     validate_verl_config(cfg, dipo_aware_filter=False)
     assert VerlDiPOConfig.from_mapping(cfg.dipo).enable is False
+
+
+def test_the_base_yaml_dipo_section_equals_the_dataclass_defaults():
+    yaml_section = OmegaConf.to_container(OmegaConf.load(
+        Path(__file__).resolve().parents[2] / "src" / "dipo" / "engines" / "verl" / "conf" / "dipo_base.yaml"))["dipo"]
+    defaults = {f.name: f.default for f in fields(VerlDiPOConfig) if f.init}
+    assert yaml_section == defaults
+    assert base().dipo == defaults  # and Hydra composes it unchanged
+
+
+def test_core_settings_are_the_core_fields_with_the_core_help():
+    core = {f.name: f for f in fields(DiPOConfig)}
+    verl = {f.name: f for f in fields(VerlDiPOConfig) if f.init}
+    assert set(core) - set(verl) == {"scale"}  # scale follows algorithm.norm_adv_by_std_in_grpo
+    for name in set(core) & set(verl) - {"eps"}:  # eps: verl's GRPO epsilon, 1e-6
+        assert (verl[name].default, verl[name].metadata["help"]) == (core[name].default, core[name].metadata["help"])
+    options = VerlDiPOConfig.from_mapping({"alpha": 0.3}, scale="none")
+    assert (options.core.alpha, options.core.scale, options.core.eps) == (0.3, "none", 1e-6)
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['scale'\]"):
+        VerlDiPOConfig.from_mapping({"scale": "batch"})

@@ -8,7 +8,7 @@ naming the field at construction, before any model is loaded.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 GROUP_RULES = ("mean", "all", "any")
 ADVANTAGE_SCALES = ("group", "batch", "none")
@@ -103,3 +103,12 @@ class DiPOConfig:
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+def core_field(name: str, *, default=MISSING, help: str | None = None):  # noqa: A002  (HfArgumentParser's key)
+    """A dataclass field for an engine's config that exposes core field ``name`` under the same name,
+    with the core's default and help text (``default``/``help`` override them where an engine has reason
+    to, e.g. verl's GRPO epsilon). Engines declare DiPO's settings this way, never by hand."""
+    core = DiPOConfig.__dataclass_fields__[name]
+    return field(default=core.default if default is MISSING else default,
+                 metadata={"help": core.metadata["help"] if help is None else help})

@@ -22,11 +22,12 @@ monitored the same way. Invalid values raise `ValueError` naming the field, befo
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
 from dipo.core.config import DiPOConfig as CoreDiPOConfig
+from dipo.core.config import core_field
 from dipo.core.shaping import CDE_SCHEDULES
 
 METHODS = ("grpo", "dapo", "dipo", "cde")
@@ -41,15 +42,7 @@ METHOD_PRESETS: dict[str, dict] = {
 
 # Core fields the trainer config exposes under the same names. `scale` is not among them: it is
 # TRL's `scale_rewards`, and `reallocate` follows from `method`.
-_CORE_FIELDS = {f.name: f for f in fields(CoreDiPOConfig)}
-CORE_FIELD_NAMES = tuple(n for n in _CORE_FIELDS if n not in ("scale", "reallocate"))
-
-
-def _core_field(name: str):
-    """A dataclass field with the core config's default and help text."""
-    f = _CORE_FIELDS[name]
-    default = f.default if f.default is not MISSING else f.default_factory()
-    return field(default=default, metadata={"help": f.metadata["help"]})
+CORE_FIELD_NAMES = tuple(n for n in CoreDiPOConfig.field_names() if n not in ("scale", "reallocate"))
 
 
 def _help(text: str, default):
@@ -69,17 +62,17 @@ class DiPOConfig(GRPOConfig):
     )
 
     # DiPO (from dipo.core.DiPOConfig)
-    alpha: float = _core_field("alpha")
-    queue_batches: int = _core_field("queue_batches")
-    confidence: float = _core_field("confidence")
-    group_rule: str = _core_field("group_rule")
-    hard_groups: bool = _core_field("hard_groups")
-    easy_groups: bool = _core_field("easy_groups")
-    use_psd: bool = _core_field("use_psd")
-    r_min: float = _core_field("r_min")
-    r_max: float = _core_field("r_max")
-    eps: float = _core_field("eps")
-    shaped_flat_groups: bool = _core_field("shaped_flat_groups")
+    alpha: float = core_field("alpha")
+    queue_batches: int = core_field("queue_batches")
+    confidence: float = core_field("confidence")
+    group_rule: str = core_field("group_rule")
+    hard_groups: bool = core_field("hard_groups")
+    easy_groups: bool = core_field("easy_groups")
+    use_psd: bool = core_field("use_psd")
+    r_min: float = core_field("r_min")
+    r_max: float = core_field("r_max")
+    eps: float = core_field("eps")
+    shaped_flat_groups: bool = core_field("shaped_flat_groups")
     correctness_reward_funcs: list[str] | None = _help(
         "Reward functions (names or 0-based indices) whose raw rewards, summed, decide correctness: group kinds, "
         "the PPL queue's labels, BRR, dipo/* metrics and held-out accuracy. The other reward functions (format, "

@@ -7,14 +7,16 @@ fail, naming the field) before Ray, workers or models start.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import InitVar, dataclass, field, fields
 
 from dipo.core import DiPOConfig
+from dipo.core.config import core_field
 
 LOGPROB_SOURCES = ("rollout", "old")
 # Group-relative estimators whose advantage is exactly 0 on a zero-variance group, so DiPO's term
 # lands only where the paper puts it. Other estimators (GAE, REINFORCE++, ...) have no groups.
 SUPPORTED_ESTIMATORS = ("grpo", "grpo_vectorized")
+CORE_FIELD_NAMES = tuple(n for n in DiPOConfig.field_names() if n != "scale")  # the dipo: section's core keys
 DIPO_TRAINER_MODES = {"dipo_sync": "sync", "dipo_colocate_async": "colocate_async",
                       "dipo_separate_async": "separate_async"}
 
@@ -25,28 +27,25 @@ def _help(text: str, **kw):
 
 @dataclass
 class VerlDiPOConfig:
-    """The ``dipo:`` section: the core knobs (:class:`dipo.core.DiPOConfig`) plus verl wiring."""
+    """The ``dipo:`` section: the core's fields (declared in :class:`dipo.core.DiPOConfig`, taken here with
+    :func:`dipo.core.config.core_field`) plus verl wiring. ``scale`` is not a key: it follows verl's
+    ``algorithm.norm_adv_by_std_in_grpo`` and is passed in. Validated once; ``core`` is the core config."""
 
     enable: bool = _help("Run DiPO (False = the DiPO trainer behaves exactly like verl's).", default=True)
-    alpha: float = _help("Weight of J_DAPO(A(R_r)) (paper Eq. 10).", default=0.1)
-    queue_batches: int = _help("PPL queue length in training batches (paper Eq. 4).", default=2)
-    confidence: float = _help("Confidence of both PSD advantage judgements.", default=0.95)
-    group_rule: str = _help("How a group lies in a PPL space: mean | all | any.", default="mean")
-    hard_groups: bool = _help("BRR maximum-PPL reward on all-wrong groups.", default=True)
-    easy_groups: bool = _help("BRR maximum-PPL penalty on all-right groups.", default=True)
-    use_psd: bool = _help("Gate BRR with PSD (False = 'BRR without PSD' ablation).", default=True)
-    reallocate: bool = _help("False keeps queue/split/metrics but adds no DiPO term (monitoring).", default=True)
-    r_min: float = _help("Lowest verifier reward (all-r_min group = hard).", default=0.0)
-    r_max: float = _help("Highest verifier reward (all-r_max group = easy).", default=1.0)
-    eps: float = _help(
-        "Std epsilon of A(R_r); 1e-6 is verl's GRPO epsilon, so DiPO's records match verl's A(R).", default=1e-6
+    alpha: float = core_field("alpha")
+    queue_batches: int = core_field("queue_batches")
+    confidence: float = core_field("confidence")
+    group_rule: str = core_field("group_rule")
+    hard_groups: bool = core_field("hard_groups")
+    easy_groups: bool = core_field("easy_groups")
+    use_psd: bool = core_field("use_psd")
+    reallocate: bool = core_field("reallocate")
+    r_min: float = core_field("r_min")
+    r_max: float = core_field("r_max")
+    eps: float = core_field(
+        "eps", default=1e-6, help="Std epsilon of A(R_r); 1e-6 is verl's GRPO epsilon, so DiPO's records match verl's A(R)."
     )
-    shaped_flat_groups: bool = _help(
-        "Ablation (off by default): keep verl's A(R) in groups whose verifier rewards (correct_key) do not vary. "
-        "Default False sets A(R) = 0 there (paper Eq. 10: DAPO's filter drops them), so an overlong penalty in "
-        "the score cannot outweigh BRR's alpha * A(R_r).",
-        default=False,
-    )
+    shaped_flat_groups: bool = core_field("shaped_flat_groups")
     logprob_source: str = _help(
         "Log-probs for log-PPL: 'rollout' (rollout_log_probs from vLLM/SGLang at the sampling temperature, "
         "needs actor_rollout_ref.rollout.calculate_log_probs=true; no extra forward pass) or 'old' "
@@ -68,8 +67,10 @@ class VerlDiPOConfig:
         "and metrics.jsonl here.",
         default=None,
     )
+    scale: InitVar[str] = "group"  # from algorithm.norm_adv_by_std_in_grpo, not a dipo: key
+    core: DiPOConfig = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, scale: str) -> None:
         def bad(name: str, why: str) -> ValueError:
             return ValueError(f"dipo.{name}={getattr(self, name)!r}: {why}")
 
@@ -82,25 +83,24 @@ class VerlDiPOConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise bad(name, "must be a non-empty string or null")
-        try:
-            self.core()
+        try:  # the one core config of this start
+            self.core = DiPOConfig(**{name: getattr(self, name) for name in CORE_FIELD_NAMES}, scale=scale)
         except ValueError as err:  # re-raise under the verl field path
             raise ValueError(str(err).replace("DiPOConfig.", "dipo.")) from None
 
-    def core(self) -> DiPOConfig:
-        """The algorithm-core config (``scale`` is set by :func:`validate_verl_config` from verl's)."""
-        names = set(DiPOConfig.field_names())
-        return DiPOConfig(**{f.name: getattr(self, f.name) for f in fields(self) if f.name in names})
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The ``dipo:`` section's keys."""
+        return tuple(f.name for f in fields(cls) if f.init)
 
     @classmethod
-    def from_mapping(cls, section: Mapping | None) -> VerlDiPOConfig:
+    def from_mapping(cls, section: Mapping | None, scale: str = "group") -> VerlDiPOConfig:
         """Build from the ``dipo:`` mapping (OmegaConf or dict); unknown keys are an error."""
         data = dict(section or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - set(cls.keys()))
         if unknown:
-            raise ValueError(f"dipo: unknown field(s) {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
+            raise ValueError(f"dipo: unknown field(s) {unknown}; known fields: {sorted(cls.keys())}")
+        return cls(**data, scale=scale)
 
 
 def _get(config, dotted: str, default=None):
@@ -115,8 +115,9 @@ def _get(config, dotted: str, default=None):
     return default if node is None else node
 
 
-def validate_verl_config(config, dipo_aware_filter: bool) -> DiPOConfig:
-    """Check a composed verl config for a DiPO run and return the core config to use.
+def validate_verl_config(config, dipo_aware_filter: bool) -> VerlDiPOConfig:
+    """Check a composed verl config for a DiPO run and return its parsed ``dipo:`` section (``.core`` is the
+    core config, its ``scale`` from ``algorithm.norm_adv_by_std_in_grpo``).
 
     Args:
         config: the whole composed config (``OmegaConf`` or nested dict) with a ``dipo`` section.
@@ -124,7 +125,8 @@ def validate_verl_config(config, dipo_aware_filter: bool) -> DiPOConfig:
     Raises:
         ValueError naming the offending field.
     """
-    options = VerlDiPOConfig.from_mapping(_get(config, "dipo", {}))
+    scale = "group" if _get(config, "algorithm.norm_adv_by_std_in_grpo", True) else "none"
+    options = VerlDiPOConfig.from_mapping(_get(config, "dipo", {}), scale=scale)
     estimator = str(_get(config, "algorithm.adv_estimator", ""))
     if options.enable and estimator not in SUPPORTED_ESTIMATORS:
         raise ValueError(
@@ -154,6 +156,4 @@ def validate_verl_config(config, dipo_aware_filter: bool) -> DiPOConfig:
             "must judge groups by the verifier's reward, as DiPO does (a shaped score would keep all-wrong groups "
             f"whose length penalty varies); set algorithm.filter_groups.metric={options.correct_key}"
         )
-    scale = "group" if _get(config, "algorithm.norm_adv_by_std_in_grpo", True) else "none"
-    core = options.core()
-    return DiPOConfig(**{**core.to_dict(), "scale": scale})
+    return options

@@ -25,6 +25,7 @@ from collections import Counter
 
 import numpy as np
 import transfer_queue as tq
+from verl.utils.import_utils import load_extern_type
 
 from dipo.core import DiPO, dynamic_sampling_keep, is_correct, sequence_logppl
 from dipo.engines.verl.adapter import participating_rows, verifier_from_extra_fields
@@ -134,6 +135,15 @@ class DiPOGroupFilter:
         values = self._dapo_classification_cache[partition_id]
         rewards = np.array([values[uid] for uid in group_ids], dtype=np.float64)
         return groups_dipo_keeps(self.dipo, rewards, logppl, group_ids)
+
+
+def filter_is_dipo_aware(config) -> bool:
+    """Whether the replay buffer that will run verl's group filter is DiPO-aware: the built-in one (which the
+    DiPO trainer makes so), or a ``trainer.v1.sampler.custom_sampler`` subclassing :class:`DiPOGroupFilter`."""
+    custom = config.trainer.v1.sampler.get("custom_sampler", None)
+    if custom is None or not (custom.get("path") and custom.get("name")):
+        return True
+    return issubclass(load_extern_type(custom.path, custom.name), DiPOGroupFilter)
 
 
 def make_dipo_aware(buffer) -> None:

@@ -16,6 +16,7 @@ from verl.utils.config import validate_config
 from verl.utils.device import auto_set_device
 
 from dipo.engines.verl.config import DIPO_TRAINER_MODES, validate_verl_config
+from dipo.engines.verl.filter import filter_is_dipo_aware
 
 
 def check_config(config) -> None:
@@ -23,19 +24,8 @@ def check_config(config) -> None:
     mode = config.trainer.v1.trainer_mode
     if mode not in DIPO_TRAINER_MODES:
         raise ValueError(f"trainer.v1.trainer_mode={mode!r}: the DiPO launcher needs one of {sorted(DIPO_TRAINER_MODES)}")
-    custom = config.trainer.v1.sampler.get("custom_sampler", None)
-    has_custom_sampler = bool(custom is not None and custom.get("path") and custom.get("name"))
-    # a custom sampler is checked for DiPO-awareness in the task runner, where it is importable
-    validate_verl_config(config, dipo_aware_filter=True if not has_custom_sampler else _custom_is_aware(custom))
+    validate_verl_config(config, dipo_aware_filter=filter_is_dipo_aware(config))
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
-
-
-def _custom_is_aware(custom) -> bool:
-    from verl.utils.import_utils import load_extern_type
-
-    from dipo.engines.verl.filter import DiPOGroupFilter
-
-    return issubclass(load_extern_type(custom.path, custom.name), DiPOGroupFilter)
 
 
 @ray.remote(num_cpus=1)

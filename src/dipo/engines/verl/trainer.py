@@ -30,14 +30,13 @@ from verl.trainer.ppo.v1 import trainer_base
 from verl.trainer.ppo.v1.trainer_colocate_async import PPOTrainerColocateAsync
 from verl.trainer.ppo.v1.trainer_separate_async import PPOTrainerSeparateAsync
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
-from verl.utils.import_utils import load_extern_type
 from verl.workers.utils.padding import response_to_nested
 
 from dipo.core import DiPO
 from dipo.engines.kit import STATE_FILE, load_state, save_state
 from dipo.engines.verl.adapter import LOGPROB_KEYS, apply_dipo, participating_rows, verifier_from_extra_fields
-from dipo.engines.verl.config import DIPO_TRAINER_MODES, VerlDiPOConfig, validate_verl_config
-from dipo.engines.verl.filter import DiPOGroupFilter, make_dipo_aware
+from dipo.engines.verl.config import DIPO_TRAINER_MODES, validate_verl_config
+from dipo.engines.verl.filter import DiPOGroupFilter, filter_is_dipo_aware, make_dipo_aware
 from dipo.engines.verl.records import RecordWriter
 
 logger = logging.getLogger(__name__)
@@ -55,17 +54,10 @@ class DiPOTrainerMixin:
 
     # ------------------------------------------------------------------ setup
     def _init_dipo(self, config) -> None:
-        self.dipo_options = VerlDiPOConfig.from_mapping(config.get("dipo"))
-        core = validate_verl_config(config, dipo_aware_filter=self._filter_is_dipo_aware(config))
-        self.dipo = DiPO(core)
+        # the dipo: section parsed and the core config built once per start
+        self.dipo_options = validate_verl_config(config, dipo_aware_filter=filter_is_dipo_aware(config))
+        self.dipo = DiPO(self.dipo_options.core)
         self.dipo_records = RecordWriter(self.dipo_options.records_dir) if self.dipo_options.records_dir else None
-
-    @staticmethod
-    def _filter_is_dipo_aware(config) -> bool:
-        custom = config.trainer.v1.sampler.get("custom_sampler", None)
-        if custom is None or not (custom.get("path") and custom.get("name")):
-            return True  # the built-in buffer, which _build_replay_buffer makes DiPO-aware
-        return issubclass(load_extern_type(custom.path, custom.name), DiPOGroupFilter)
 
     def _build_replay_buffer(self):
         buffer = super()._build_replay_buffer()
