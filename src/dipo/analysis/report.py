@@ -39,12 +39,13 @@ FIGURES = [
      "on easy groups).", plots.quadrants_figure),
 ]
 
+# (run summary key, header, decimals)
 RUN_COLUMNS = [
-    ("steps", "steps"), ("initial_eval_accuracy", "step-0 held-out acc."), ("final_eval_accuracy", "final held-out acc."),
-    ("best_eval_accuracy", "best held-out acc."), ("eval_accuracy_auc", "held-out acc. AUC"),
-    ("frac_easy", "easy groups"), ("frac_normal", "normal groups"), ("frac_hard", "hard groups"),
-    ("zero_advantage_fraction", "zero-advantage groups"), ("split_valid_fraction", "PSD split valid"),
-    ("brr_firings", "BRR firings"), ("final_entropy", "final entropy"),
+    ("steps", "steps", 0), ("initial_eval_accuracy", "step-0 held-out acc.", 3),
+    ("final_eval_accuracy", "final held-out acc.", 3), ("best_eval_accuracy", "best held-out acc.", 3),
+    ("eval_accuracy_auc", "held-out acc. AUC", 3), ("frac_easy", "easy groups", 3), ("frac_normal", "normal groups", 3),
+    ("frac_hard", "hard groups", 3), ("zero_advantage_fraction", "zero-advantage groups", 3),
+    ("split_valid_fraction", "PSD split valid", 3), ("brr_firings", "BRR firings", 0), ("final_entropy", "final entropy", 3),
 ]
 # per-method table: (run summary key, header, decimals) given as mean and 95% t-interval over seeds
 METHOD_COLUMNS = [
@@ -56,9 +57,9 @@ METHOD_COLUMNS = [
 PAIRED_COLUMNS = [("final_eval_accuracy", "final held-out acc.", 3), ("eval_accuracy_auc", "held-out acc. AUC", 3)]
 
 
-def _cell(value) -> str:
+def _cell(value, decimals: int = 3) -> str:
     if isinstance(value, float):
-        return "–" if math.isnan(value) else (f"{value:.0f}" if value.is_integer() and value > 1 else f"{value:.3f}")
+        return "–" if math.isnan(value) else f"{value:.{decimals}f}"
     return html.escape(str(value))
 
 
@@ -163,11 +164,11 @@ def write_report(runs: list[Run], out_dir: str | Path, ppl_steps: list[int] | No
                for run in runs]
     (out_dir / "summary.json").write_text(json.dumps(records, indent=2, allow_nan=True))
     run_head = "<th>method</th><th>seed</th><th>run directory</th>" + "".join(
-        f"<th>{html.escape(name)}</th>" for _, name in RUN_COLUMNS)
+        f"<th>{html.escape(name)}</th>" for _, name, _ in RUN_COLUMNS)
     run_rows = "".join(
         f"<tr><td>{html.escape(method_of[id(run)])}</td><td>{_cell(run.seed if run.seed is not None else '?')}</td>"
         f"<td><code>{html.escape(str(run.path))}</code></td>"
-        + "".join(f"<td>{_cell(summaries[id(run)][key])}</td>" for key, _ in RUN_COLUMNS) + "</tr>"
+        + "".join(f"<td>{_cell(summaries[id(run)][key], digits)}</td>" for key, _, digits in RUN_COLUMNS) + "</tr>"
         for run in runs)
     sections = []
     for name, fig_title, caption, _ in FIGURES:
