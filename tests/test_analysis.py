@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 from fixtures.fake_run import write_fake_run
+from matplotlib.collections import PolyCollection
 
-from dipo.analysis import auc, group_table, load_run, summarize
+from dipo.analysis import auc, group_runs, group_table, load_run, mean_ci, plots, summarize, t_quantile
 from dipo.analysis.cli import main
 
 FIGURES = ["group_kinds.png", "logppl.png", "entropy.png", "accuracy.png", "quadrants.png"]
@@ -81,11 +82,6 @@ def test_run_without_rollouts_still_reports(tmp_path):
 
 
 # -- several seeds per method, figures fit for a paper, uncertainty in the report -----------------
-
-from matplotlib.collections import PolyCollection  # noqa: E402
-
-from dipo.analysis import group_runs, mean_ci, t_quantile  # noqa: E402
-from dipo.analysis import plots  # noqa: E402
 
 SEEDS = (0, 1, 2)
 

@@ -15,9 +15,9 @@ writes the PNG with an SVG beside it. Conventions, the same in every figure:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 
@@ -123,7 +123,9 @@ def draw_curve(ax, curve: Curve, color, label: str | None, markers: bool = False
     ax.plot(curve.steps, curve.mean, color=color, lw=1.8, label=label,
             marker="o" if markers or len(curve.steps) < 15 else None, ms=3.5)
     if curve.n_runs > 1:
-        low, high = np.clip(curve.mean - curve.half, *bounds), np.clip(curve.mean + curve.half, *bounds)
+        low, high = curve.mean - curve.half, curve.mean + curve.half
+        if bounds != (None, None):
+            low, high = np.clip(low, *bounds), np.clip(high, *bounds)
         ax.fill_between(curve.steps, low, high, color=color, alpha=0.2, lw=0)
 
 
