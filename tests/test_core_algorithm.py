@@ -15,7 +15,6 @@ from dipo.core import (
     DiPOConfig,
     best_threshold,
     dapo_token_loss,
-    dipo_advantages,
     dynamic_sampling_keep,
     group_advantages,
     reallocate_rewards,
@@ -181,11 +180,14 @@ def _dapo_loss(adv, lp, old, mask):
 def test_combined_advantage_loss_equals_sum_of_objectives(batch, alpha, seed):
     rewards, logppl, group_ids = batch
     rewards = torch.tensor(rewards, dtype=torch.float64)  # float64 end to end: exact equality up to 1e-9
-    out = reallocate_rewards(rewards, logppl, group_ids, None, use_psd=False)
+    step = DiPO(DiPOConfig(alpha=alpha, use_psd=False)).step(rewards, logppl, group_ids)
     a_r = group_advantages(rewards, group_ids)
-    a_rr = group_advantages(out.rewards, group_ids)
-    combined = dipo_advantages(rewards, out.rewards, group_ids, alpha)
+    a_rr = group_advantages(step.realloc.rewards, group_ids)
+    combined = step.advantages
+    # alpha is applied once, in the core: the term an engine adds to its own A(R) is alpha * A(R_r)
+    torch.testing.assert_close(step.extra_advantages, alpha * a_rr)
     torch.testing.assert_close(combined, a_r + alpha * a_rr)
+    torch.testing.assert_close(combined, step.base_advantages + step.extra_advantages, rtol=0, atol=0)
     gen = torch.Generator().manual_seed(seed)
     n, t = rewards.numel(), 7
     old = -torch.rand(n, t, generator=gen, dtype=torch.float64) * 3
@@ -263,12 +265,15 @@ def test_fired_hard_group_with_an_overlong_max_ppl_sample_gets_exactly_alpha_a_r
     a_rr = group_advantages(out.realloc.rewards, ids)
     torch.testing.assert_close(out.advantages[4:], 0.1 * a_rr[4:], rtol=0, atol=1e-12)
     assert out.advantages[6] > 0  # BRR's reward is not swamped by the length penalty
+    assert out.verifier_flat.tolist() == [False] * 4 + [True] * 4  # where an engine zeroes its own A(R)
+    torch.testing.assert_close(out.extra_advantages, 0.1 * a_rr, rtol=0, atol=0)
     torch.testing.assert_close(out.advantages[:4], group_advantages(shaped, ids)[:4], rtol=0, atol=1e-12)
     # the ablation switch restores the shaped A(R) there: the chosen sample's advantage turns negative
     ablation = DiPO(DiPOConfig(alpha=0.1, shaped_flat_groups=True))
     ablation.queue.load_state_dict(dipo.queue.state_dict())
     old = ablation.step(shaped, logppl, ids, verifier_rewards=verifier, push=False)
     assert old.advantages[6] < -1.0
+    assert not old.verifier_flat.any()
 
 
 @SETTINGS

@@ -11,10 +11,10 @@ pytestmark = pytest.mark.verl
 
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage  # noqa: E402
 from verl.trainer.ppo.ray_trainer import compute_advantage  # noqa: E402
-from verl_batches import make_batch, outcome_scores, primed_dipo  # noqa: E402
+from verl_batches import apply_dipo, make_batch, outcome_scores, primed_dipo  # noqa: E402
 
 from dipo.core import DiPO, DiPOConfig  # noqa: E402
-from dipo.engines.verl.adapter import apply_dipo, participating_rows  # noqa: E402
+from dipo.engines.verl.adapter import parse_key, participating_rows  # noqa: E402
 
 ALPHA = 0.1
 GROUPS = [
@@ -117,6 +117,7 @@ def test_padding_rows_and_multi_output_sessions():
     result = apply_dipo(data, primed_dipo(alpha=ALPHA), rows=rows, source=source)
 
     assert len(result.step.logppl) == 7
+    assert result.extra.shape == (10,) and result.flat.shape == (10,)
     assert result.step.metrics["dipo/frac_hard"] == pytest.approx(0.5)  # padding is no hard group
     assert torch.equal(data.batch["advantages"][8:], before[8:])
     extra = result.extra
@@ -129,3 +130,22 @@ def test_missing_field_is_named():
         apply_dipo(data, primed_dipo(), logprob_key="old_log_probs")
     with pytest.raises(ValueError, match="not verl's"):
         participating_rows(["no-index"], np.array([False]))
+
+
+def test_the_term_is_the_cores_alpha_times_a_of_r_r_on_plain_tensors():
+    data = verl_grpo(make_batch(GROUPS))
+    result = apply_dipo(data, primed_dipo(alpha=ALPHA))
+    # alpha is applied once, in the core: the adapter adds step.extra_advantages as it is
+    torch.testing.assert_close(result.extra, result.step.extra_advantages.float(), atol=0, rtol=0)
+    torch.testing.assert_close(result.step.extra_advantages, ALPHA * result.step.realloc_advantages)
+    torch.testing.assert_close(result.step.advantages, result.step.base_advantages + result.step.extra_advantages)
+
+
+def test_one_key_parser_and_uids_with_underscores():
+    assert parse_key("my_uid_2_13") == ("my_uid", "2", 13)
+    # two groups whose uids share a prefix before '_' stay apart; session 1 of "a_b" has two outputs
+    keys = ["a_b_0_0", "a_b_1_0", "a_b_1_1", "a_0_0", "a_1_0"]
+    rows, source = participating_rows(keys, np.zeros(5, dtype=bool))
+    assert rows.tolist() == [0, 2, 3, 4] and source.tolist() == [0, 2, 2, 3, 4]
+    with pytest.raises(ValueError, match="not verl's"):
+        parse_key("uid_0_x")

@@ -12,10 +12,9 @@ pytestmark = pytest.mark.verl
 
 from test_verl_trainer import FILTER_ON, GROUPS, bare_trainer, config, fake_tq  # noqa: E402,F401,F811
 from verl.trainer.ppo.ray_trainer import compute_advantage  # noqa: E402
-from verl_batches import PRIOR_CORRECT, PRIOR_LOGPPL, make_batch, primed_dipo, trajectory_rows  # noqa: E402
+from verl_batches import PRIOR_CORRECT, PRIOR_LOGPPL, apply_dipo, make_batch, primed_dipo, trajectory_rows  # noqa: E402
 
 from dipo.core import DiPO, DiPOConfig  # noqa: E402
-from dipo.engines.verl.adapter import apply_dipo  # noqa: E402
 
 ALPHA = 0.1
 

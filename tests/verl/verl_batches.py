@@ -9,6 +9,7 @@ import torch
 from verl.protocol import DataProto
 
 from dipo.core import DiPO, DiPOConfig
+from dipo.engines.verl.adapter import BatchDiPO, add_term, dipo_term
 
 torch.set_num_threads(1)
 
@@ -139,3 +140,14 @@ def trajectory_rows(groups, width: int = 6, acc_of=lambda score: float(score > 0
             })
             tags.append({"seq_len": 10 + length, "is_padding": uid.startswith("pad")})
     return keys, rows, tags
+
+
+def apply_dipo(data: DataProto, dipo: DiPO, logprob_key: str = "rollout_log_probs", **kwargs) -> BatchDiPO:
+    """What the DiPO trainer does to verl's padded batch: the adapter's term on plain tensors, applied to
+    ``advantages`` (and ``returns``, which GRPO sets equal) in place."""
+    batch = data.batch
+    term = dipo_term(dipo, batch["token_level_scores"].sum(-1), batch[logprob_key], batch["response_mask"],
+                     data.non_tensor_batch["uid"], **kwargs)
+    batch["advantages"] = add_term(batch["advantages"], batch["response_mask"], term)
+    batch["returns"] = batch["advantages"].clone()
+    return term

@@ -2,11 +2,12 @@
 
 Paper map (arXiv 2604.13902): perplexity ``sequence_logppl`` (Eq. 3), PPL queue
 ``PerplexityQueue`` (Eq. 4), PSD ``split_perplexity_space`` (Eqs. 5-7, Alg. 1), BRR
-``reallocate_rewards`` (Alg. 2), objective ``dipo_advantages`` + ``dapo_token_loss`` (Eq. 10), and
-``DiPO.step`` which chains them for an engine.
+``reallocate_rewards`` (Alg. 2), objective: ``DiPO.step`` (``advantages``
+= ``A(R) + alpha * A(R_r)``, or ``extra_advantages`` for an engine's own ``A(R)``) + ``dapo_token_loss``
+(Eq. 10). ``DiPO.step`` chains them for an engine.
 """
 
-from dipo.core.advantages import dipo_advantages, group_advantages
+from dipo.core.advantages import group_advantages
 from dipo.core.brr import Reallocation, classify_groups, is_correct, reallocate_rewards
 from dipo.core.config import DiPOConfig
 from dipo.core.losses import dapo_token_loss
@@ -35,7 +36,6 @@ __all__ = [
     "cde_weight",
     "classify_groups",
     "dapo_token_loss",
-    "dipo_advantages",
     "dynamic_sampling_keep",
     "group_advantages",
     "group_varies",

@@ -1,4 +1,4 @@
-"""Group-relative advantages (GRPO/DAPO) and DiPO's combined advantage (paper Eq. 10)."""
+"""Group-relative advantages (GRPO/DAPO). DiPO's combined advantage (paper Eq. 10) is `DiPO.step`'s."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import torch
 
 from dipo.core._util import group_index, require_finite, to_tensor
 from dipo.core.config import ADVANTAGE_SCALES
-from dipo.core.sampling import group_varies
 
 
 def group_advantages(rewards, group_ids, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
@@ -44,35 +43,3 @@ def group_advantages(rewards, group_ids, scale: str = "group", eps: float = 1e-4
     adv = torch.where(count[gidx] > 1, adv, torch.zeros_like(adv))
     out_dtype = rewards.dtype if isinstance(rewards, torch.Tensor) and rewards.is_floating_point() else torch.float32
     return adv.to(out_dtype)
-
-
-def flat_group_advantages(rewards, verifier_rewards, group_ids, scale: str = "group",
-                          eps: float = 1e-4) -> torch.Tensor:
-    """``A(R)`` of Eq. 10 under reward shaping, shape ``[N]``.
-
-    ``A_i = group_advantages(rewards)_i`` if the verifier rewards vary within sample i's group, else 0.
-    DAPO's dynamic sampling drops groups whose *verifier* rewards do not vary, so ``J_DAPO(A(R))``
-    is zero there even when shaping (an overlong penalty, a format reward) makes ``rewards`` vary;
-    without this, group-std normalisation would blow a 0.05 length penalty up to +-2.5 exactly in
-    the groups BRR acts on.
-    """
-    base = group_advantages(rewards, group_ids, scale, eps)
-    gidx, _ = group_index(group_ids)
-    varies = torch.as_tensor(group_varies(verifier_rewards, group_ids)[gidx], device=base.device)
-    return torch.where(varies, base, torch.zeros_like(base))
-
-
-def dipo_advantages(rewards, realloc_rewards, group_ids, alpha: float = 0.1, scale: str = "group",
-                    eps: float = 1e-4, verifier_rewards=None) -> torch.Tensor:
-    """Combined DiPO advantage ``A(R) + alpha * A(R_r)``, shape ``[N]`` (paper Eq. 10).
-
-    BRR only reallocates groups whose verifier rewards do not vary, where ``A(R) = 0`` (with shaped
-    ``rewards``, pass ``verifier_rewards`` so :func:`flat_group_advantages` makes it so), and leaves
-    ``R_r`` constant elsewhere (``A(R_r) = 0``). So one DAPO loss on this advantage equals
-    ``J_DAPO(A(R)) + alpha * J_DAPO(A(R_r))``.
-    """
-    if verifier_rewards is None:
-        base = group_advantages(rewards, group_ids, scale, eps)
-    else:
-        base = flat_group_advantages(rewards, verifier_rewards, group_ids, scale, eps)
-    return base + alpha * group_advantages(realloc_rewards, group_ids, scale, eps)

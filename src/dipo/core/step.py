@@ -14,11 +14,12 @@ import numpy as np
 import torch
 
 from dipo.core._util import require_finite, to_numpy, to_tensor
-from dipo.core.advantages import flat_group_advantages, group_advantages
+from dipo.core.advantages import group_advantages
 from dipo.core.brr import CORRECT_TOL, Reallocation, is_correct, reallocate_rewards
 from dipo.core.config import DiPOConfig
 from dipo.core.psd import QUADRANTS, PerplexitySplit, split_perplexity_space
 from dipo.core.queue import PerplexityQueue
+from dipo.core.sampling import group_varies
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,12 @@ STEP_METRIC_KEYS = (
 class DiPOStep:
     """Everything one step produced. Tensors are ``[N]``, on the device of the input rewards."""
 
-    advantages: torch.Tensor          # A(R) + alpha * A(R_r)
-    base_advantages: torch.Tensor     # A(R): 0 in groups whose verifier rewards do not vary (Eq. 10)
+    advantages: torch.Tensor          # A(R) + alpha * A(R_r) = base_advantages + extra_advantages
+    base_advantages: torch.Tensor     # A(R): 0 where verifier_flat (Eq. 10)
     realloc_advantages: torch.Tensor  # A(R_r)
+    extra_advantages: torch.Tensor    # alpha * A(R_r): the term an engine adds to its own A(R)
+    verifier_flat: torch.Tensor       # bool: Eq. 10 sets A(R) = 0 here (constant verifier rewards in the
+                                      # sample's group); all False under shaped_flat_groups
     verifier_rewards: torch.Tensor    # R used for group kinds, correctness and the queue
     logppl: torch.Tensor
     correct: np.ndarray
@@ -123,18 +127,22 @@ class DiPO:
             r_min=cfg.r_min,
             r_max=cfg.r_max,
         )
-        if cfg.shaped_flat_groups or verifier_rewards is None:  # R = verifier: flat groups have A(R) = 0 anyway
-            base = group_advantages(r, group_ids, cfg.scale, cfg.eps)
-        else:
-            base = flat_group_advantages(r, vr, group_ids, cfg.scale, cfg.eps)
-        extra = _realloc_advantages(realloc, group_ids, cfg.scale, cfg.eps)
-        combined = base + cfg.alpha * extra
+        base = group_advantages(r, group_ids, cfg.scale, cfg.eps)
+        flat = torch.zeros(r.shape, dtype=torch.bool, device=r.device)
+        if not cfg.shaped_flat_groups:
+            flat = torch.as_tensor(~group_varies(vr, group_ids)[realloc.group_index], device=r.device)
+            if verifier_rewards is not None:  # R = verifier: GRPO already gives 0 in flat groups
+                base = torch.where(flat, torch.zeros_like(base), base)
+        realloc_adv = _realloc_advantages(realloc, group_ids, cfg.scale, cfg.eps)
+        extra = cfg.alpha * realloc_adv  # alpha is applied here, and only here
         metrics = step_metrics(realloc, split, to_numpy(lp), correct, len(self.queue))
         metrics["dipo/correctness_out_of_range"] = float(out_of_range)
         return DiPOStep(
-            advantages=combined,
+            advantages=base + extra,
             base_advantages=base,
-            realloc_advantages=extra,
+            realloc_advantages=realloc_adv,
+            extra_advantages=extra,
+            verifier_flat=flat,
             verifier_rewards=vr,
             logppl=lp,
             correct=correct,

@@ -15,7 +15,12 @@ from dipo.core.config import core_field
 LOGPROB_SOURCES = ("rollout", "old")
 # Group-relative estimators whose advantage is exactly 0 on a zero-variance group, so DiPO's term
 # lands only where the paper puts it. Other estimators (GAE, REINFORCE++, ...) have no groups.
-SUPPORTED_ESTIMATORS = ("grpo", "grpo_vectorized")
+SUPPORTED_ESTIMATORS = ("grpo", "grpo_vectorized", "dipo")
+DIPO_ESTIMATOR = "dipo"  # algorithm.adv_estimator=dipo: GRPO's A(R) + DiPO's term, in a DiPO trainer mode
+ADV_ESTIMATOR_NEEDS_TRAINER = (
+    "algorithm.adv_estimator=dipo needs a DiPO trainer mode: set trainer.v1.trainer_mode=dipo_sync (or "
+    "dipo_colocate_async / dipo_separate_async), or launch with `python -m dipo.engines.verl.main`, which selects it"
+)
 CORE_FIELD_NAMES = tuple(n for n in DiPOConfig.field_names() if n != "scale")  # the dipo: section's core keys
 DIPO_TRAINER_MODES = {"dipo_sync": "sync", "dipo_colocate_async": "colocate_async",
                       "dipo_separate_async": "separate_async"}

@@ -28,7 +28,7 @@ import transfer_queue as tq
 from verl.utils.import_utils import load_extern_type
 
 from dipo.core import DiPO, dynamic_sampling_keep, is_correct, sequence_logppl
-from dipo.engines.verl.adapter import participating_rows, verifier_from_extra_fields
+from dipo.engines.verl.adapter import parse_key, participating_rows, verifier_from_extra_fields
 
 
 def groups_dipo_keeps(dipo: DiPO, verifier_rewards, logppl, group_ids) -> set:
@@ -102,7 +102,7 @@ class DiPOGroupFilter:
     def _final_outputs(self, partition_id: str, uids: set[str], with_correct: bool = False):
         """``(group_ids [M], logppl [M], correct [M] or None)`` of the final output of each session of
         ``uids`` (the rows the adapter scores; an agent loop may write several outputs per session)."""
-        keys = [key for key in self.partitions[partition_id] if key.split("_")[0] in uids]
+        keys = [key for key in self.partitions[partition_id] if parse_key(key)[0] in uids]
         if not keys:
             return np.zeros(0, dtype=object), np.zeros(0), np.zeros(0, dtype=bool)
         rows, _ = participating_rows(keys, np.zeros(len(keys), dtype=bool))
@@ -116,7 +116,7 @@ class DiPOGroupFilter:
                            "(set actor_rollout_ref.rollout.calculate_log_probs=true)")
         padded = data.select(self.logprob_key, "response_mask").to_padded_tensor()
         logppl = sequence_logppl(padded[self.logprob_key], padded["response_mask"]).numpy()
-        group_ids = np.array([key.split("_")[0] for key in keys], dtype=object)
+        group_ids = np.array([parse_key(key)[0] for key in keys], dtype=object)
         correct = None
         if with_correct:
             if self.correct_key:

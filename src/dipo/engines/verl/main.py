@@ -15,13 +15,17 @@ from verl.trainer.ppo.utils import need_critic, need_reference_policy
 from verl.utils.config import validate_config
 from verl.utils.device import auto_set_device
 
-from dipo.engines.verl.config import DIPO_TRAINER_MODES, validate_verl_config
+from dipo.engines.verl.config import DIPO_ESTIMATOR, DIPO_TRAINER_MODES, validate_verl_config
 from dipo.engines.verl.filter import filter_is_dipo_aware
 
 
 def check_config(config) -> None:
-    """verl's own validation plus DiPO's; raises ValueError naming the field."""
+    """verl's own validation plus DiPO's; raises ValueError naming the field. ``algorithm.adv_estimator=dipo``
+    with one of verl's plain trainer modes selects that mode's DiPO trainer (``sync`` -> ``dipo_sync``)."""
     mode = config.trainer.v1.trainer_mode
+    plain_modes = {base: dipo for dipo, base in DIPO_TRAINER_MODES.items()}
+    if config.algorithm.adv_estimator == DIPO_ESTIMATOR and mode in plain_modes:  # the verl user's switch
+        mode = config.trainer.v1.trainer_mode = plain_modes[mode]
     if mode not in DIPO_TRAINER_MODES:
         raise ValueError(f"trainer.v1.trainer_mode={mode!r}: the DiPO launcher needs one of {sorted(DIPO_TRAINER_MODES)}")
     validate_verl_config(config, dipo_aware_filter=filter_is_dipo_aware(config))

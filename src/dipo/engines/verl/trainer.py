@@ -7,13 +7,16 @@ overrides ``_compute_advantage`` (runs on the driver after the old/ref log-prob 
 1. verl computes ``A(R)`` with its own estimator (parent method, unchanged);
 2. the mixin reads ``uid``, ``response_mask``, ``rm_scores`` (raw scores, never edited), the rollout
    (or recomputed) log-probs, verl's ``advantages`` and the verifier field from ``reward_extra_info``;
-3. :func:`dipo.engines.verl.adapter.apply_dipo` runs ``DiPO.step`` (queue on the driver, PSD, BRR)
-   and adds ``alpha * A(R_r)``; the new ``advantages``/``returns`` are written back;
+3. :func:`dipo.engines.verl.adapter.dipo_term` runs ``DiPO.step`` on the padded tensors (queue on the
+   driver, PSD, BRR) and returns the core's ``alpha * A(R_r)`` per row; :func:`~dipo.engines.verl.adapter.add_term`
+   applies it (Eq. 10) and the new ``advantages``/``returns`` are written back;
 4. DiPO's metrics go into verl's ``metrics`` dict, so every verl logger (console, W&B, TensorBoard,
    MLflow, file) receives them; the queue is saved/restored with verl's checkpoints.
 
 Importing this module registers the trainer modes ``dipo_sync``, ``dipo_colocate_async`` and
-``dipo_separate_async`` (``trainer.v1.trainer_mode``); each is verl's trainer of that mode plus DiPO.
+``dipo_separate_async`` (``trainer.v1.trainer_mode``); each is verl's trainer of that mode plus DiPO. It
+also registers the advantage estimator name ``dipo`` (``algorithm.adv_estimator=dipo``): a DiPO trainer
+reads it as GRPO plus DiPO's term; in verl's plain trainers it is one clear error naming the trainer mode.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 import torch
 import transfer_queue as tq
 from tensordict import TensorDict
-from verl.protocol import DataProto
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 from verl.trainer.ppo.v1 import trainer_base
 from verl.trainer.ppo.v1.trainer_colocate_async import PPOTrainerColocateAsync
 from verl.trainer.ppo.v1.trainer_separate_async import PPOTrainerSeparateAsync
@@ -34,8 +37,19 @@ from verl.workers.utils.padding import response_to_nested
 
 from dipo.core import DiPO
 from dipo.engines.kit import STATE_FILE, load_state, save_state
-from dipo.engines.verl.adapter import LOGPROB_KEYS, apply_dipo, participating_rows, verifier_from_extra_fields
-from dipo.engines.verl.config import DIPO_TRAINER_MODES, validate_verl_config
+from dipo.engines.verl.adapter import (
+    LOGPROB_KEYS,
+    add_term,
+    dipo_term,
+    participating_rows,
+    verifier_from_extra_fields,
+)
+from dipo.engines.verl.config import (
+    ADV_ESTIMATOR_NEEDS_TRAINER,
+    DIPO_ESTIMATOR,
+    DIPO_TRAINER_MODES,
+    validate_verl_config,
+)
 from dipo.engines.verl.filter import DiPOGroupFilter, filter_is_dipo_aware, make_dipo_aware
 from dipo.engines.verl.records import RecordWriter
 
@@ -46,14 +60,16 @@ class DiPOTrainerMixin:
     """Mix in before a verl V1 ``PPOTrainer`` subclass: ``class T(DiPOTrainerMixin, PPOTrainerSync)``."""
 
     def __init__(self, config):
-        # verl branches on the plain mode names ("sync", ...): hand it the base mode of "dipo_<mode>"
-        mode = config.trainer.v1.trainer_mode
-        config.trainer.v1.trainer_mode = DIPO_TRAINER_MODES.get(mode, mode)
         self._init_dipo(config)
         super().__init__(config)
 
     # ------------------------------------------------------------------ setup
     def _init_dipo(self, config) -> None:
+        # verl branches on the plain mode names ("sync", ...): hand it the base mode of "dipo_<mode>"
+        mode = config.trainer.v1.trainer_mode
+        config.trainer.v1.trainer_mode = DIPO_TRAINER_MODES.get(mode, mode)
+        if config.algorithm.adv_estimator == DIPO_ESTIMATOR:  # verl computes A(R) with GRPO; DiPO adds its term
+            config.algorithm.adv_estimator = "grpo"
         # the dipo: section parsed and the core config built once per start
         self.dipo_options = validate_verl_config(config, dipo_aware_filter=filter_is_dipo_aware(config))
         self.dipo = DiPO(self.dipo_options.core)
@@ -93,31 +109,31 @@ class DiPOTrainerMixin:
                                options.correct_key)
                 verifier[bad] = options.r_min
         response_mask = data["response_mask"]
-        proto = DataProto(batch=data.to_padded_tensor())
-        proto.non_tensor_batch["uid"] = np.array(proto.batch.pop("uid").tolist(), dtype=object)
-        proto.batch["token_level_scores"] = proto.batch.pop("rm_scores")
+        uid = np.array(data.pop("uid").tolist(), dtype=object)
+        padded = data.to_padded_tensor()  # [N, T] tensors, right-padded
+        mask = padded["response_mask"]
 
         rows, source = participating_rows(list(batch.keys), is_padding)
         # the groups the filter cleared this step join the batch in one queue batch (the split sees them)
         unkept = self._take_unkept()
         if unkept[0].size:
             self.dipo.queue.push(*unkept, new_batch=True)
-        result = apply_dipo(proto, self.dipo, logprob_key=logprob_key, verifier_rewards=verifier,
-                            rows=rows, source=source, new_batch=not unkept[0].size)
+        term = dipo_term(self.dipo, padded["rm_scores"].float().sum(-1), padded[logprob_key], mask, uid,
+                         verifier_rewards=verifier, rows=rows, source=source, new_batch=not unkept[0].size)
+        advantages = add_term(padded["advantages"], mask, term)
 
-        out = TensorDict({name: response_to_nested(proto.batch[name], response_mask)
-                          for name in ("advantages", "returns")}, batch_size=len(batch))
+        out = TensorDict({name: response_to_nested(advantages, response_mask) for name in ("advantages", "returns")},
+                         batch_size=len(batch))  # GRPO's returns equal its advantages
         batch = tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=out)
 
-        step_metrics = dict(result.step.metrics)
-        step_metrics["dipo/extra_advantage_abs"] = float(result.extra.abs().mean())
+        step_metrics = dict(term.step.metrics)
+        step_metrics["dipo/extra_advantage_abs"] = float(term.extra.abs().mean())
         step_metrics["dipo/queued_unkept"] = float(unkept[0].size)
         metrics.update(step_metrics)
         if self.dipo_records is not None:
-            lengths = proto.batch["response_mask"][torch.as_tensor(rows)].sum(-1).cpu().numpy()
+            lengths = mask[torch.as_tensor(rows)].sum(-1).cpu().numpy()
             max_len = int(self.config.actor_rollout_ref.rollout.response_length)
-            self.dipo_records.write(self.global_steps, result.step, proto.non_tensor_batch["uid"][rows],
-                                    lengths, lengths >= max_len, step_metrics)
+            self.dipo_records.write(self.global_steps, term.step, uid[rows], lengths, lengths >= max_len, step_metrics)
         return batch
 
     def _take_unkept(self):
@@ -170,7 +186,16 @@ def _register(name: str, base: type) -> type:
 _BASES = {"sync": PPOTrainerSync, "colocate_async": PPOTrainerColocateAsync,
           "separate_async": PPOTrainerSeparateAsync}
 TRAINERS = {name: _register(name, _BASES[mode]) for name, mode in DIPO_TRAINER_MODES.items()}
-DiPOTrainerSync = TRAINERS["dipo_sync"]
+
+
+def _dipo_needs_its_trainer(*args, **kwargs):
+    """verl's advantage registry entry for ``algorithm.adv_estimator=dipo`` outside a DiPO trainer mode (the
+    DiPO trainers compute A(R) with GRPO and add DiPO's term themselves, so they never call this)."""
+    raise ValueError(ADV_ESTIMATOR_NEEDS_TRAINER)
+
+
+if ADV_ESTIMATOR_REGISTRY.get(DIPO_ESTIMATOR) is None:
+    register_adv_est(DIPO_ESTIMATOR)(_dipo_needs_its_trainer)
 
 
 def register_trainers() -> dict[str, type]:
