@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from dipo.engines.kit.run_dir import METRICS_FILE, ROLLOUTS_DIR
+
 
 @dataclass
 class Run:
@@ -95,12 +97,12 @@ def _read_config(path: Path) -> dict:
 def load_run(path: str | Path, label: str | None = None) -> Run:
     """Load a run directory; raise ValueError naming what is missing or malformed."""
     path = Path(path)
-    metrics_file = path / "metrics.jsonl"
+    metrics_file = path / METRICS_FILE  # the run-directory schema is the engine kit's
     if not metrics_file.is_file():
         raise ValueError(f"{path}: not a run directory (no metrics.jsonl)")
     config = _read_config(path / "config.yaml")
     return Run(path=path, label=label or str(config.get("method") or path.name), metrics=_read_metrics(metrics_file),
-               rollouts=_read_rollouts(path / "rollouts"), config=config)
+               rollouts=_read_rollouts(path / ROLLOUTS_DIR), config=config)
 
 
 # config fields that do not change what a run computes, besides its seed: runs differing only in
