@@ -28,6 +28,13 @@ def test_the_kit_imports_no_engine_and_no_trainer_library():
     assert out.stdout.strip() == "[]"
 
 
+def test_reading_the_run_directory_schema_loads_no_torch():
+    code = ("import sys; from dipo.engines.kit import METRICS_FILE, ROLLOUTS_DIR, ROLLOUT_COLUMNS; "
+            "import dipo.analysis.runs; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # `dipo analyze` starts without torch's import time
+
+
 def test_metric_keys_are_what_the_core_step_logs():
     _, result = _step()
     assert tuple(result.metrics) == kit.METRIC_KEYS

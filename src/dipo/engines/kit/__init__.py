@@ -1,48 +1,33 @@
 """What every DiPO engine shares (TRL, verl, a user's own loop), on the floor beside the core.
 
-- run directory: `METRICS_FILE`, `rollout_path`, `ROLLOUT_COLUMNS`, `METRIC_KEYS`, `step_records`
-  (records assembled once) and `RunLog` (the writer) -- `dipo.analysis` reads what these write;
+- run directory: `METRICS_FILE`, `ROLLOUTS_DIR`, `rollout_path`, `ROLLOUT_COLUMNS`, `METRIC_KEYS`,
+  `step_records` (records assembled once) and `RunLog` (the writer) -- `dipo.analysis` reads what these write;
 - the checkpoint state file: `STATE_FILE`, `save_state`, `load_state`;
 - the correctness rule: `is_correct` (``verifier_reward >= r_max - 1e-6``, from the core);
 - the reward registry: `REWARD_FUNCTIONS`, `reward_function(s)` (built-in names or dotted paths).
 
+Names are imported on first use, so reading the run-directory schema (`dipo analyze`) loads no torch.
 docs/engines.md lists what an engine does with them, in order.
 """
 
-from dipo.core import is_correct
-from dipo.engines.kit.rewards import REWARD_FUNCTIONS, reward_function, reward_functions
-from dipo.engines.kit.run_dir import (
-    METRIC_KEYS,
-    METRICS_FILE,
-    OPTIONAL_ROLLOUT_COLUMNS,
-    ROLLOUT_COLUMNS,
-    ROLLOUTS_DIR,
-    RunLog,
-    append_metrics,
-    rollout_path,
-    step_records,
-    truncate_metrics,
-    write_rollouts,
-)
-from dipo.engines.kit.state import STATE_FILE, load_state, save_state
+from importlib import import_module
 
-__all__ = [
-    "METRICS_FILE",
-    "METRIC_KEYS",
-    "OPTIONAL_ROLLOUT_COLUMNS",
-    "REWARD_FUNCTIONS",
-    "ROLLOUTS_DIR",
-    "ROLLOUT_COLUMNS",
-    "STATE_FILE",
-    "RunLog",
-    "append_metrics",
-    "is_correct",
-    "load_state",
-    "reward_function",
-    "reward_functions",
-    "rollout_path",
-    "save_state",
-    "step_records",
-    "truncate_metrics",
-    "write_rollouts",
-]
+_SOURCES = {
+    "METRIC_KEYS": ("dipo.core.step", "STEP_METRIC_KEYS"),
+    "is_correct": ("dipo.core.brr", "is_correct"),
+    **{name: ("dipo.engines.kit.rewards", name) for name in ("REWARD_FUNCTIONS", "reward_function", "reward_functions")},
+    **{name: ("dipo.engines.kit.run_dir", name) for name in (
+        "METRICS_FILE", "OPTIONAL_ROLLOUT_COLUMNS", "ROLLOUT_COLUMNS", "ROLLOUTS_DIR", "RunLog", "append_metrics",
+        "rollout_path", "step_records", "truncate_metrics", "write_rollouts")},
+    **{name: ("dipo.engines.kit.state", name) for name in ("STATE_FILE", "load_state", "save_state")},
+}
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str):
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'dipo.engines.kit' has no attribute {name!r}")
+    module, attr = _SOURCES[name]
+    value = getattr(import_module(module), attr)
+    globals()[name] = value  # later lookups skip this function
+    return value

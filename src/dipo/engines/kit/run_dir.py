@@ -1,8 +1,8 @@
 """The run directory every engine writes and `dipo analyze` reads: names, columns and the writer.
 
 Layout: `RUN/metrics.jsonl` (one JSON object per logged step: `step` plus metrics; DiPO's keys are
-`METRIC_KEYS`) and `RUN/rollouts/step-000001.parquet` (one row per sample, `ROLLOUT_COLUMNS`; the TRL
-engine adds `OPTIONAL_ROLLOUT_COLUMNS` from dynamic sampling). Only the main process (the verl driver)
+`dipo.engines.kit.METRIC_KEYS`, the core's `STEP_METRIC_KEYS`) and `RUN/rollouts/step-000001.parquet`
+(one row per sample, `ROLLOUT_COLUMNS`; the TRL engine adds `OPTIONAL_ROLLOUT_COLUMNS`). Only the main process (the verl driver)
 writes; the records it gets are already gathered from every process. Imports no engine.
 """
 
@@ -12,15 +12,15 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dipo.core import DiPOStep
-from dipo.core.step import STEP_METRIC_KEYS
+if TYPE_CHECKING:  # torch stays out of `dipo analyze`, which reads only the names below
+    from dipo.core import DiPOStep
 
 METRICS_FILE = "metrics.jsonl"
 ROLLOUTS_DIR = "rollouts"
-METRIC_KEYS = STEP_METRIC_KEYS  # DiPO's per-step metrics (every method logs them)
 ROLLOUT_COLUMNS = (
     "step", "prompt_id", "group_id", "group_kind", "reward", "realloc_reward", "advantage", "logppl",
     "quadrant", "fired", "chosen", "length", "truncated",
