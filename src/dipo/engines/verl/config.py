@@ -7,7 +7,7 @@ fail, naming the field) before Ray, workers or models start.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import InitVar, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 from dipo.core import DiPOConfig
 from dipo.core.config import core_field
@@ -21,7 +21,6 @@ ADV_ESTIMATOR_NEEDS_TRAINER = (
     "algorithm.adv_estimator=dipo needs a DiPO trainer mode: set trainer.v1.trainer_mode=dipo_sync (or "
     "dipo_colocate_async / dipo_separate_async), or launch with `python -m dipo.engines.verl.main`, which selects it"
 )
-CORE_FIELD_NAMES = tuple(n for n in DiPOConfig.field_names() if n != "scale")  # the dipo: section's core keys
 DIPO_TRAINER_MODES = {"dipo_sync": "sync", "dipo_colocate_async": "colocate_async",
                       "dipo_separate_async": "separate_async"}
 
@@ -31,26 +30,16 @@ def _help(text: str, **kw):
 
 
 @dataclass
-class VerlDiPOConfig:
-    """The ``dipo:`` section: the core's fields (declared in :class:`dipo.core.DiPOConfig`, taken here with
-    :func:`dipo.core.config.core_field`) plus verl wiring. ``scale`` is not a key: it follows verl's
-    ``algorithm.norm_adv_by_std_in_grpo`` and is passed in. Validated once; ``core`` is the core config."""
+class VerlDiPOConfig(DiPOConfig):
+    """The ``dipo:`` section: a :class:`dipo.core.DiPOConfig` (every core field, its default and help; ``eps``
+    defaults to verl's GRPO epsilon) plus verl wiring. ``scale`` is not a key: it follows verl's
+    ``algorithm.norm_adv_by_std_in_grpo`` (:func:`validate_verl_config` passes it). Built once per start
+    and handed to ``DiPO`` as it is."""
 
-    enable: bool = _help("Run DiPO (False = the DiPO trainer behaves exactly like verl's).", default=True)
-    alpha: float = core_field("alpha")
-    queue_batches: int = core_field("queue_batches")
-    confidence: float = core_field("confidence")
-    group_rule: str = core_field("group_rule")
-    hard_groups: bool = core_field("hard_groups")
-    easy_groups: bool = core_field("easy_groups")
-    use_psd: bool = core_field("use_psd")
-    reallocate: bool = core_field("reallocate")
-    r_min: float = core_field("r_min")
-    r_max: float = core_field("r_max")
     eps: float = core_field(
         "eps", default=1e-6, help="Std epsilon of A(R_r); 1e-6 is verl's GRPO epsilon, so DiPO's records match verl's A(R)."
     )
-    shaped_flat_groups: bool = core_field("shaped_flat_groups")
+    enable: bool = _help("Run DiPO (False = the DiPO trainer behaves exactly like verl's).", default=True)
     logprob_source: str = _help(
         "Log-probs for log-PPL: 'rollout' (rollout_log_probs from vLLM/SGLang at the sampling temperature, "
         "needs actor_rollout_ref.rollout.calculate_log_probs=true; no extra forward pass) or 'old' "
@@ -72,10 +61,12 @@ class VerlDiPOConfig:
         "and metrics.jsonl here.",
         default=None,
     )
-    scale: InitVar[str] = "group"  # from algorithm.norm_adv_by_std_in_grpo, not a dipo: key
-    core: DiPOConfig = field(init=False, repr=False)
+    def __post_init__(self) -> None:
+        try:
+            super().__post_init__()
+        except ValueError as err:  # re-raise under the verl field path
+            raise ValueError(str(err).replace("DiPOConfig.", "dipo.")) from None
 
-    def __post_init__(self, scale: str) -> None:
         def bad(name: str, why: str) -> ValueError:
             return ValueError(f"dipo.{name}={getattr(self, name)!r}: {why}")
 
@@ -88,15 +79,11 @@ class VerlDiPOConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise bad(name, "must be a non-empty string or null")
-        try:  # the one core config of this start
-            self.core = DiPOConfig(**{name: getattr(self, name) for name in CORE_FIELD_NAMES}, scale=scale)
-        except ValueError as err:  # re-raise under the verl field path
-            raise ValueError(str(err).replace("DiPOConfig.", "dipo.")) from None
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
-        """The ``dipo:`` section's keys."""
-        return tuple(f.name for f in fields(cls) if f.init)
+        """The ``dipo:`` section's keys (every field but ``scale``)."""
+        return tuple(f.name for f in fields(cls) if f.name != "scale")
 
     @classmethod
     def from_mapping(cls, section: Mapping | None, scale: str = "group") -> VerlDiPOConfig:
@@ -121,8 +108,8 @@ def _get(config, dotted: str, default=None):
 
 
 def validate_verl_config(config, dipo_aware_filter: bool) -> VerlDiPOConfig:
-    """Check a composed verl config for a DiPO run and return its parsed ``dipo:`` section (``.core`` is the
-    core config, its ``scale`` from ``algorithm.norm_adv_by_std_in_grpo``).
+    """Check a composed verl config for a DiPO run and return its parsed ``dipo:`` section, the run's core
+    config (its ``scale`` from ``algorithm.norm_adv_by_std_in_grpo``).
 
     Args:
         config: the whole composed config (``OmegaConf`` or nested dict) with a ``dipo`` section.

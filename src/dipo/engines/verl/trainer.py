@@ -72,7 +72,7 @@ class DiPOTrainerMixin:
             config.algorithm.adv_estimator = "grpo"
         # the dipo: section parsed and the core config built once per start
         self.dipo_options = validate_verl_config(config, dipo_aware_filter=filter_is_dipo_aware(config))
-        self.dipo = DiPO(self.dipo_options.core)
+        self.dipo = DiPO(self.dipo_options)
         self.dipo_records = RecordWriter(self.dipo_options.records_dir) if self.dipo_options.records_dir else None
 
     def _build_replay_buffer(self):
