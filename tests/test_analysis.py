@@ -183,6 +183,11 @@ def test_axes_are_zoomed_shared_and_counted_in_integers(seeded):
     fired = [ax for ax in quadrants.axes[2:] if ax.axison]  # bottom row; DAPO's panel says BRR never fired
     assert len(fired) == 1 and not quadrants.axes[2].axison
     assert all(float(t).is_integer() for ax in fired for t in ax.get_yticks())
+    # log-PPL histograms: shares of each step's samples (bars sum to 1), all panels on shared axes
+    hist = plots.logppl_figure(groups)
+    assert len(hist.axes) == 6 and all(hist.axes[0].get_shared_x_axes().joined(hist.axes[0], ax) for ax in hist.axes)
+    for ax in hist.axes:
+        assert sum(p.get_height() for p in ax.patches) == pytest.approx(1.0)
     for figure in (fig, kinds, quadrants):
         assert all(float(t).is_integer() for ax in _visible_axes(figure) for t in ax.get_xticks())  # steps
 

@@ -269,7 +269,8 @@ def ppl_steps(group: RunGroup, count: int = 3) -> list[int]:
 def logppl_figure(groups: list[RunGroup], steps: list[int] | None = None) -> Figure | None:
     """cf. paper Fig. 1b / 7: log-PPL histograms of correct vs wrong samples at chosen steps (seeds
     pooled), as shares of the step's samples, with each run's PSD threshold tau* at that step
-    (dashed where the split was not valid). One row per method; all panels share both axes."""
+    (dashed where the split was not valid). One row per method; all panels share both axes, x
+    spanning the 0.5-99.5th percentile of the plotted samples (outside ones fall in the edge bins)."""
     rows = [g for g in groups if any(len(r.rollouts) for r in g.runs)]
     if not rows:
         return None
@@ -279,7 +280,10 @@ def logppl_figure(groups: list[RunGroup], steps: list[int] | None = None) -> Fig
     everything = np.concatenate([d["logppl"].to_numpy(dtype=float) for d in samples.values()] + [np.array([])])
     if not len(everything):
         return None
-    bins = np.linspace(everything.min(), everything.max() + 1e-6, 31)
+    # x spans the central 99% of the plotted samples: a few very unlikely completions would otherwise
+    # squeeze the bulk into a couple of bins; samples beyond it are counted in the edge bins
+    low, high = np.quantile(everything, [0.005, 0.995]) if len(everything) >= 200 else (everything.min(), everything.max())
+    bins = np.linspace(low, high + 1e-6, 31)
     n_cols = max(len(p) for p in picks.values())
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(3.6 * n_cols, 2.7 * len(rows) + 0.4), squeeze=False,
                              sharex=True, sharey=True, layout="constrained")
@@ -295,7 +299,7 @@ def logppl_figure(groups: list[RunGroup], steps: list[int] | None = None) -> Fig
                 _no_data(ax, f"{group.label}, step {step}: no samples")
                 continue
             correct = sample["reward"].to_numpy() > 0.5
-            logppl = sample["logppl"].to_numpy(dtype=float)
+            logppl = np.clip(sample["logppl"].to_numpy(dtype=float), bins[0], bins[-1])
             weight = np.full(len(logppl), 1.0 / len(logppl))
             ax.hist(logppl[correct], bins=bins, weights=weight[correct], alpha=0.6, color=KIND_COLORS["easy"],
                     label=f"correct (n={correct.sum()})")

@@ -28,7 +28,8 @@ FIGURES = [
     ("logppl.png", "Log-perplexity of correct vs wrong samples (cf. paper Fig. 1b / 7)",
      "Histograms of the completions' log-perplexity at the first, middle and last recorded step (or the "
      "steps asked for), as shares of that step's samples, with the PSD threshold tau* of each run at "
-     "that step (dashed: the split was not valid, so BRR did nothing).", None),
+     "that step (dashed: the split was not valid, so BRR did nothing). The x axis spans the 0.5th-99.5th "
+     "percentile of the plotted samples; the few beyond it are counted in the edge bins.", None),
     ("entropy.png", "Policy entropy (cf. paper Fig. 5)",
      "Mean token entropy of the policy on its sampled completions, per training step. The paper reports "
      "that max-PPL reward on hard groups raises it and max-PPL penalty on easy groups lowers it; compare "
