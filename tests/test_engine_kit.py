@@ -99,3 +99,27 @@ def test_trl_data_uses_the_kit_registry():
     from dipo.engines.trl import data
 
     assert data.REWARD_FUNCTIONS is kit.REWARD_FUNCTIONS and data.reward_functions is kit.reward_functions
+
+
+def test_every_name_docs_engines_md_uses_exists():
+    """docs/engines.md is the checklist a new engine follows: each `kit.X`, `dipo.core.X`, `step.X`,
+    `DiPO.X` and `RunLog.X` it names must exist (a rename that forgets the doc fails here)."""
+    import re
+    from pathlib import Path
+
+    import dipo.core
+    from dipo.core import DiPOStep
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "engines.md").read_text()
+    roots = {"kit": kit, "dipo.core": dipo.core, "dipo.core.config": dipo.core.config, "step": DiPOStep,
+             "DiPO": DiPO, "RunLog": kit.RunLog}
+    names = set(re.findall(r"\b(kit|dipo\.core\.config|dipo\.core|step|DiPO|RunLog)\.([A-Za-z_][A-Za-z_0-9.]*)", text))
+    assert len(names) >= 20
+    for root, dotted in names:
+        obj = roots[root]
+        for part in dotted.rstrip(".").split("."):
+            fields = getattr(obj, "__dataclass_fields__", {})
+            assert hasattr(obj, part) or part in fields, f"docs/engines.md: {root}.{dotted} does not exist"
+            obj = getattr(obj, part, None) if hasattr(obj, part) else None
+            if obj is None:
+                break
