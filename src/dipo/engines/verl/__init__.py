@@ -4,7 +4,7 @@ Lives in its own environment (``pip install 'dipo-rl[verl]'``; verl 0.9 needs tr
 This package's ``__init__`` imports nothing from verl: the plugin module must stay light.
 
 - :mod:`dipo.engines.verl.config`: the ``dipo:`` config section and its checks against verl's settings.
-- :mod:`dipo.engines.verl.adapter`: DiPO on a ``DataProto`` (adds ``alpha * A(R_r)`` to verl's ``A(R)``).
+- :mod:`dipo.engines.verl.adapter`: DiPO's ``[N]`` term ``alpha * A(R_r)`` for verl's ``A(R)``, on plain tensors.
 - :mod:`dipo.engines.verl.trainer`: ``DiPOTrainerMixin`` and the ``dipo_*`` trainer modes.
 - :mod:`dipo.engines.verl.filter`: the DiPO-aware DAPO group filter.
 - :mod:`dipo.engines.verl.main`: ``python -m dipo.engines.verl.main`` (Hydra launcher).

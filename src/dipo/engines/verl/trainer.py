@@ -36,7 +36,7 @@ from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.workers.utils.padding import response_to_nested
 
 from dipo.core import DiPO
-from dipo.engines.kit import STATE_FILE, load_state, save_state
+from dipo.engines.kit import STATE_FILE, RunLog, load_state, save_state, step_records
 from dipo.engines.verl.adapter import (
     LOGPROB_KEYS,
     add_term,
@@ -51,7 +51,6 @@ from dipo.engines.verl.config import (
     validate_verl_config,
 )
 from dipo.engines.verl.filter import DiPOGroupFilter, filter_is_dipo_aware, make_dipo_aware
-from dipo.engines.verl.records import RecordWriter
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ class DiPOTrainerMixin:
         # the dipo: section parsed and the core config built once per start
         self.dipo_options = validate_verl_config(config, dipo_aware_filter=filter_is_dipo_aware(config))
         self.dipo = DiPO(self.dipo_options)
-        self.dipo_records = RecordWriter(self.dipo_options.records_dir) if self.dipo_options.records_dir else None
+        self.dipo_run_log = RunLog(self.dipo_options.records_dir) if self.dipo_options.records_dir else None
 
     def _build_replay_buffer(self):
         buffer = super()._build_replay_buffer()
@@ -130,10 +129,13 @@ class DiPOTrainerMixin:
         step_metrics["dipo/extra_advantage_abs"] = float(term.extra.abs().mean())
         step_metrics["dipo/queued_unkept"] = float(unkept[0].size)
         metrics.update(step_metrics)
-        if self.dipo_records is not None:
+        if self.dipo_run_log is not None:  # the project's run directory, for `dipo analyze`
             lengths = mask[torch.as_tensor(rows)].sum(-1).cpu().numpy()
             max_len = int(self.config.actor_rollout_ref.rollout.response_length)
-            self.dipo_records.write(self.global_steps, term.step, uid[rows], lengths, lengths >= max_len, step_metrics)
+            records = step_records(term.step, self.global_steps, uid[rows], lengths, lengths >= max_len)
+            # several advantage passes in one step (separate_async parameter_sync_step) append to one file
+            self.dipo_run_log.write_rollouts(self.global_steps, records, append=True)
+            self.dipo_run_log.append_metrics(self.global_steps, step_metrics)
         return batch
 
     def _take_unkept(self):
