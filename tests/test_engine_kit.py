@@ -95,10 +95,13 @@ def test_reward_registry_resolves_names_and_both_dotted_spellings():
             kit.reward_function(name)
 
 
-def test_trl_data_uses_the_kit_registry():
+def test_trl_data_and_dipo_probe_use_the_kit_registry():
     from dipo.engines.trl import data
+    from dipo.eval import probe
+    from dipo.rewards import label_reward
 
     assert data.REWARD_FUNCTIONS is kit.REWARD_FUNCTIONS and data.reward_functions is kit.reward_functions
+    assert probe.reward_function("label") is label_reward  # every registered name, not a private list
 
 
 def test_every_name_docs_engines_md_uses_exists():

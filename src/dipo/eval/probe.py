@@ -227,22 +227,15 @@ def load_probe_rows(spec: str, n: int, split: str, levels: list[int] | None, see
     return load_math_dataset(spec, limit=n, split=split, as_dataset=False), "math"
 
 
-REWARDS = {"math": "dipo.rewards:math_reward", "tool_call": "dipo.rewards:tool_call_reward",
-           "final_number": "dipo.rewards.final_number:final_number_reward"}
-
-
 def reward_function(name: str):
-    """A verifier by name (`REWARDS`) or dotted path `package.module:function` (TRL's signature)."""
-    import importlib
+    """A verifier by name or dotted path `package.module:function` (the engine kit's reward registry)."""
+    from dipo.engines.kit import reward_function as registered
 
-    module, _, attr = REWARDS.get(name, name).partition(":")
     try:
-        fn = getattr(importlib.import_module(module), attr, None) if attr else None
-    except ImportError as exc:
-        raise UsageError(f"--reward {name!r}: cannot import {module!r} ({exc})") from None
-    if not callable(fn):
-        raise UsageError(f"--reward {name!r}: not one of {sorted(REWARDS)} nor a 'package.module:function' path")
-    return fn
+        return registered(name)
+    except ValueError as exc:
+        reason = str(exc).removeprefix("reward_funcs: ").removeprefix(f"{name!r}: ")
+        raise UsageError(f"--reward {name!r}: {reason}") from None
 
 
 def score(samples: list[Sample], rows: list[dict], reward_name: str) -> None:
@@ -329,7 +322,9 @@ def run_probe(args) -> dict:
                                       args.max_new_tokens, args.batch_size, args.seed, progress=not args.no_progress)
     score(samples, rows, reward_name)
     logppl = np.array([s.logppl for s in samples])
-    correct = np.array([s.reward >= 1.0 - 1e-6 for s in samples])
+    from dipo.core import is_correct
+
+    correct = is_correct([s.reward for s in samples])  # the project's one correctness rule
     group_ids = np.array([s.prompt_index for s in samples])
     summary = {
         "model": args.model, "dataset": args.dataset, "out": str(out), "split": split, "reward": reward_name, "backend": backend,
