@@ -8,6 +8,7 @@ the same weights and sees the same prompts with the same sampling seed. Per run:
 evaluation), the group-kind mix, the PSD validity rate, BRR firings, and seconds per step.
 
     python benchmarks/real_lm.py                 # CPU smoke config (minutes on 2 cores, LoRA)
+    python benchmarks/real_lm.py --config cpu_t07   # the same at temperature 0.7, 32 samples per step
     python benchmarks/real_lm.py --cuda          # one GPU: more steps, prompts and seeds, full fine-tuning
     python benchmarks/real_lm.py --cuda --model /path/to/hf_model --dataset math500 --reward math \\
         --max_new_tokens 1024                    # any HF model and maths data (the \\boxed{} protocol)
@@ -34,6 +35,10 @@ CONFIGS = {
     "cpu": dict(model="smollm2", dataset="testbed:arith", reward="final_number", levels=[1], train_prompts=32,
                 steps=2, prompts_per_step=2, group_size=4, max_new_tokens=12, temperature=1.0, learning_rate=2e-4,
                 lora=True, seeds=[0, 1], heldout_problems=6, heldout_k=2, device="cpu"),
+    # same, at T = 0.7 (where the model is right more often and more confidently) with 32 samples per step
+    "cpu_t07": dict(model="smollm2", dataset="testbed:arith", reward="final_number", levels=[1], train_prompts=32,
+                    steps=3, prompts_per_step=4, group_size=8, max_new_tokens=12, temperature=0.7, learning_rate=2e-4,
+                    lora=True, seeds=[0, 1], heldout_problems=8, heldout_k=2, device="cpu"),
     "cuda": dict(model="smollm2", dataset="testbed:arith", reward="final_number", levels=[1, 2, 3, 4],
                  train_prompts=512, steps=150, prompts_per_step=16, group_size=8, max_new_tokens=16, temperature=1.0,
                  learning_rate=1e-5, lora=False, seeds=[0, 1, 2], heldout_problems=128, heldout_k=8, device="cuda"),
@@ -77,15 +82,16 @@ def summarize_run(run_dir: Path, seconds: float) -> dict:
     evals = [m for m in metrics if m.get("eval/accuracy") is not None]
     train = [m for m in metrics if "dipo/frac_hard" in m]
     rollouts = [pq.read_table(p).to_pandas() for p in sorted((run_dir / "rollouts").glob("step-*.parquet"))]
-    kept = [r[r["kept"]] if "kept" in r else r for r in rollouts]
-    groups = [r.groupby("group_id")["reward"].mean() for r in kept]
+    # every sampled group (dynamic sampling's dropped and refill rounds too): the mix the policy produces
+    groups = [r.groupby(["round", "group_id"] if "round" in r else "group_id")["reward"].mean() for r in rollouts]
     accs = np.concatenate([g.to_numpy() for g in groups]) if groups else np.zeros(0)
-    fired = sum(int(r.groupby("group_id")["fired"].any().sum()) for r in rollouts)
+    fired = sum(int(r.groupby(["round", "group_id"] if "round" in r else "group_id")["fired"].any().sum())
+                for r in rollouts)
     return {
         "heldout_before": evals[0]["eval/accuracy"] if evals else None,
         "heldout_after": evals[-1]["eval/accuracy"] if len(evals) > 1 else None,
         "train_accuracy": float(np.mean([m["dipo/accuracy"] for m in train])) if train else None,
-        "groups_trained": int(len(accs)),
+        "groups_sampled": int(len(accs)),
         "frac_easy": float(np.mean(accs == 1)) if len(accs) else None,
         "frac_normal": float(np.mean((accs > 0) & (accs < 1))) if len(accs) else None,
         "frac_hard": float(np.mean(accs == 0)) if len(accs) else None,
@@ -141,7 +147,8 @@ def run(cfg: dict, work: Path, progress: bool = True) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cuda", action="store_true", help="the one-GPU configuration")
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="cpu", help="which configuration (default cpu)")
+    parser.add_argument("--cuda", action="store_true", help="the one-GPU configuration (= --config cuda)")
     parser.add_argument("--model", help="override the model: 'smollm2' or a Hugging Face model path")
     parser.add_argument("--dataset", help="override the task: testbed:arith, or a maths file / short name")
     parser.add_argument("--reward", help="verifier for --dataset (final_number, math, tool_call)")
@@ -151,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", help="keep the run directories here (default: a temporary directory)")
     parser.add_argument("--out", help="results JSON (default benchmarks/results/real_lm_<config>.json)")
     args = parser.parse_args(argv)
-    name = "cuda" if args.cuda else "cpu"
+    name = "cuda" if args.cuda else args.config
     cfg = dict(CONFIGS[name])
     for key in ("model", "dataset", "reward", "max_new_tokens", "steps", "seeds"):
         if getattr(args, key) is not None:
