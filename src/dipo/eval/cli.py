@@ -28,12 +28,7 @@ from dipo._cli_util import (
 )
 from dipo.data import BFCL_CATEGORIES, load_bfcl, load_math_dataset
 from dipo.eval import classification_cli
-
-# Sampling defaults for mean@k / maj@k: Qwen3's recommended thinking-mode settings (Qwen3 model card
-# and technical report: temperature 0.6, top-p 0.95, up to 32,768 output tokens), so the reasoning of
-# the paper's Qwen3-8B is not cut off. DAPO's validation uses temperature 1.0 / top-p 0.7 instead
-# (--temperature 1.0 --top_p 0.7). `truncated` in the results says how many samples hit the limit.
-PAPER_SAMPLING = {"k": 8, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 32768}
+from dipo.eval.generation import PAPER_SAMPLING  # the eval protocol's sampling defaults
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+# The eval protocol's sampling defaults (`dipo eval`, and the trainer's held-out evaluation): mean@k /
+# maj@k with Qwen3's recommended thinking-mode settings (Qwen3 model card and technical report:
+# temperature 0.6, top-p 0.95, up to 32,768 output tokens), so the reasoning of the paper's Qwen3-8B is
+# not cut off. DAPO's validation uses temperature 1.0 / top-p 0.7 instead. `truncated` in the results
+# says how many samples hit the limit.
+PAPER_SAMPLING = {"k": 8, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 32768}
+
 
 @dataclass
 class Completion:
@@ -58,8 +65,9 @@ def generate_transformers(model: Any, tokenizer: Any, prompts: list[str], k: int
             chunk = prompts[start : start + per_batch]
             enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, num_return_sequences=k,
-                                     pad_token_id=pad_id, **sampling)
+                copies = 1 if not sampling["do_sample"] else k  # greedy: one sequence, copied k times
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, num_return_sequences=copies,
+                                     pad_token_id=pad_id, **sampling).repeat_interleave(k // copies, dim=0)
             new_tokens = out[:, enc["input_ids"].shape[1]:].tolist()
             for i in range(len(chunk)):
                 samples = []

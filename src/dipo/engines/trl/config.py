@@ -29,6 +29,7 @@ from trl import GRPOConfig
 from dipo.core.config import DiPOConfig as CoreDiPOConfig
 from dipo.core.config import core_field
 from dipo.core.shaping import CDE_SCHEDULES
+from dipo.eval.generation import PAPER_SAMPLING
 
 METHODS = ("grpo", "dapo", "dipo", "cde")
 
@@ -142,8 +143,18 @@ class DiPOConfig(GRPOConfig):
         "position; optimizer, scheduler, RNG, trainer state), with a warning. False (default): refused in one line.",
         False,
     )
-    heldout_k: int = _help("Samples per held-out problem for mean@k.", 1)
     heldout_max_problems: int | None = _help("Evaluate on at most this many held-out problems. None = all.", None)
+    # Held-out sampling is the eval protocol's (`dipo eval`'s defaults), never the training sampler's.
+    heldout_k: int = _help(f"Samples per held-out problem for mean@k and pass@k (dipo eval: {PAPER_SAMPLING['k']}).",
+                           PAPER_SAMPLING["k"])
+    heldout_temperature: float = _help(
+        "Held-out sampling temperature, 0 = greedy; independent of the training `temperature` "
+        f"(dipo eval: {PAPER_SAMPLING['temperature']}).", PAPER_SAMPLING["temperature"])
+    heldout_top_p: float = _help(f"Held-out nucleus sampling (dipo eval: {PAPER_SAMPLING['top_p']}).",
+                                 PAPER_SAMPLING["top_p"])
+    heldout_max_new_tokens: int = _help(
+        "Held-out generation limit in tokens, capped to the model's context; independent of "
+        f"max_completion_length (dipo eval: {PAPER_SAMPLING['max_new_tokens']}).", PAPER_SAMPLING["max_new_tokens"])
 
     def __post_init__(self) -> None:
         self._check_and_apply_method()
@@ -182,8 +193,15 @@ class DiPOConfig(GRPOConfig):
             raise self._bad("cde_weight_schedule", f"must be one of {CDE_SCHEDULES}")
         if not 0.0 <= self.cde_decay_fraction <= 1.0:
             raise self._bad("cde_decay_fraction", "must lie in [0, 1]")
-        if self.heldout_eval_steps < 0 or self.heldout_k < 1:
-            raise self._bad("heldout_eval_steps", "heldout_eval_steps must be >= 0 and heldout_k >= 1")
+        if self.heldout_eval_steps < 0:
+            raise self._bad("heldout_eval_steps", "must be >= 0")
+        for name in ("heldout_k", "heldout_max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise self._bad(name, "must be >= 1")
+        if self.heldout_temperature < 0:
+            raise self._bad("heldout_temperature", "must be >= 0 (0 = greedy)")
+        if not 0 < self.heldout_top_p <= 1:
+            raise self._bad("heldout_top_p", "must lie in (0, 1]")
         if self.use_transformers_continuous_batching or getattr(self, "use_transformers_paged", False):
             raise self._bad(
                 "use_transformers_continuous_batching",
