@@ -4,7 +4,9 @@
   `step_records` (records assembled once) and `RunLog` (the writer) -- `dipo.analysis` reads what these write;
 - the checkpoint state file: `STATE_FILE`, `save_state`, `load_state`;
 - the correctness rule: `is_correct` (``verifier_reward >= r_max - 1e-6``, from the core);
-- the reward registry: `REWARD_FUNCTIONS`, `reward_function(s)` (built-in names or dotted paths).
+- the reward registry: `REWARD_FUNCTIONS`, `reward_function(s)` (built-in names or dotted paths);
+- the dataset registry: `DATASET_LOADERS`, `register_dataset`, `resolve_dataset`, `load_prompt_dataset`,
+  `DatasetOptions` (``testbed:math``, ``labels:PATH``, files, short names, hub ids, or your own).
 
 Names are imported on first use, so reading the run-directory schema (`dipo analyze`) loads no torch.
 docs/engines.md lists what an engine does with them, in order.
@@ -15,6 +17,8 @@ from importlib import import_module
 _SOURCES = {
     "METRIC_KEYS": ("dipo.core.step", "STEP_METRIC_KEYS"),
     "is_correct": ("dipo.core.brr", "is_correct"),
+    **{name: ("dipo.engines.kit.datasets", name) for name in (
+        "DATASET_LOADERS", "DatasetOptions", "load_prompt_dataset", "register_dataset", "resolve_dataset")},
     **{name: ("dipo.engines.kit.rewards", name) for name in ("REWARD_FUNCTIONS", "reward_function", "reward_functions")},
     **{name: ("dipo.engines.kit.run_dir", name) for name in (
         "METRICS_FILE", "OPTIONAL_ROLLOUT_COLUMNS", "ROLLOUT_COLUMNS", "ROLLOUTS_DIR", "RunLog", "append_metrics",
