@@ -40,14 +40,17 @@ from dipo._cli_util import (
     unknown_message,
 )
 from dipo.core.config import GROUP_RULES
+from dipo.engines.kit.datasets import DATASET_LOADERS
 from dipo.engines.trl.config import METHOD_PRESETS, METHODS, DiPOConfig
 from dipo.engines.trl.data import REWARD_FUNCTIONS
 
 REWARD_NAMES = tuple(REWARD_FUNCTIONS)  # built-in reward names; dotted import paths work too
 
 DATASET_HELP = (
-    "Training prompts: 'testbed:math' or 'testbed:tool' (synthetic offline tasks), a short name of the shared "
-    "data directory (e.g. 'math500'), a local .jsonl/.json/.parquet file, or a Hugging Face dataset id (network)."
+    f"Training prompts: a registered dataset ({', '.join(DATASET_LOADERS)}; 'testbed:' ones are synthetic and "
+    "offline, 'labels:PATH' classification rows), a short name of the data directory (e.g. 'math500'), a local "
+    ".jsonl/.json/.parquet file, a Hugging Face dataset id (network), or a name your code registered with "
+    "dipo.engines.kit.register_dataset."
 )
 REWARD_HELP = (
     "Reward functions, summed (see reward_weights): built-in names ('math' = boxed answer by math-verify, "
