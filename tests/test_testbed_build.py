@@ -48,8 +48,27 @@ def test_sft_rows_follow_level_weights():
     assert all(r["completion"].count("=") <= 2 for r in rows if "boxed" in r["completion"])  # levels 1-2 only
 
 
+def test_sft_rows_guess_at_each_levels_rate():
+    """Guessed demonstrations box the story's last number without working, at each level's rate; the draw is per
+    problem, so the other rows stay the very same chains of thought, and level 1 (rate 0) never guesses."""
+    import re
+
+    from dipo.rewards import extract_boxed
+
+    weights = (0.5, 0.5, 0, 0, 0)
+    plain = sft_rows(TestbedConfig(num_train_tasks=400, level_weights=weights, guess_rates=(0, 0, 0, 0, 0)))
+    rows = sft_rows(TestbedConfig(num_train_tasks=400, level_weights=weights, guess_rates=(0.0, 0.5, 0, 0, 0)))
+    assert [r["prompt"] for r in rows] == [r["prompt"] for r in plain]
+    changed = [a for a, b in zip(rows, plain) if a != b]
+    assert all(r["completion"].count("=") == 1 for r in rows[:200])  # level 1: always worked out
+    assert 70 <= len(changed) <= 130  # about half of the 200 level-2 rows
+    assert all("=" not in r["completion"] and extract_boxed(r["completion"]) == re.findall("[0-9]+", r["prompt"])[-1]
+               for r in changed)
+
+
 @pytest.mark.parametrize("field, value", [("max_steps", 0), ("tool_fraction", 1.5), ("learning_rate", 0.0),
-                                          ("level_weights", (1.0, 0.0)), ("hidden_size", 30)])
+                                          ("level_weights", (1.0, 0.0)), ("hidden_size", 30),
+                                          ("guess_rates", (0.0, 0.0, 0.0, 0.0, 1.5)), ("guess_rates", (0.5,))])
 def test_bad_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=field if field != "hidden_size" else "num_attention_heads"):
         TestbedConfig(**{field: value})
@@ -57,19 +76,16 @@ def test_bad_settings_name_the_field(field, value):
 
 @pytest.mark.slow
 def test_default_testbed_has_a_mixed_competence_in_dipos_regime():
-    """At the start of RL (G=8, temperature 1) on the graded levels: at least 20% hard and 20% easy
-    groups, and held-out accuracy clearly between the easiest and the hardest level. With the
-    question twists mixed in (as `dipo demo` trains): the PSD split is valid and BRR finds
-    confidently wrong hard groups to act on."""
+    """At the start of RL (G=8, temperature 1) on the levels `dipo demo` trains on: at least 20% hard and 20% easy
+    groups, held-out accuracy clearly between the easiest and the hardest level, a valid PSD split with wrong
+    samples below its threshold (confidently wrong: the slips) and hard groups BRR would act on."""
     from dipo.testbed.competence import group_kind_mix
-    from dipo.testbed.tasks import LEVELS
+    from dipo.testbed.tasks import RL_LEVELS
 
-    train = group_kind_mix(build_testbed(), n_prompts=100, split="train", levels=LEVELS)
+    train = group_kind_mix(build_testbed(), n_prompts=120, split="train", levels=RL_LEVELS)
     assert train["frac_easy"] >= 0.2 and train["frac_hard"] >= 0.2, train
-    test = group_kind_mix(build_testbed(), n_prompts=100, split="test", levels=LEVELS)
+    regime = train["regime"]
+    assert regime["split_valid"] and regime["wrong_below_threshold"] > 0.1 and regime["brr_hard_fired"] > 0, regime
+    test = group_kind_mix(build_testbed(), n_prompts=120, split="test", levels=RL_LEVELS)
     by_level = test["accuracy_by_level"]
-    assert by_level[5] + 0.2 < test["accuracy"] < by_level[1] - 0.2, test
-    regime = group_kind_mix(build_testbed(), n_prompts=120, split="train")["regime"]
-    assert regime["split_valid"] and regime["brr_hard_fired"] > 0, regime
-    # correct answers are not near-deterministic: their log-PPL is of the order of the wrong ones'
-    assert regime["logppl_wrong_median"] < 4 * regime["logppl_correct_median"], regime
+    assert by_level[max(RL_LEVELS)] + 0.2 < test["accuracy"] < by_level[1] - 0.2, test

@@ -42,11 +42,14 @@ def test_regime_counts_the_groups_brr_would_fire_on():
     assert regime["split_valid"] and 0.15 < regime["threshold"] < 0.9
     assert regime["brr_hard_fired"] == 0.5 and regime["brr_easy_fired"] == 1.0
     assert regime["logppl_correct_median"] < 0.2 < 0.9 < regime["logppl_wrong_median"]
+    assert regime["wrong_below_threshold"] == pytest.approx(16 / 192)  # the two confidently wrong groups' samples
 
 
 def test_group_kind_mix_on_a_random_model(tiny_model_dir):
     """An untrained model is wrong everywhere: all groups hard, and no valid split to act on."""
+    from dipo.testbed.tasks import RL_LEVELS
+
     mix = group_kind_mix(tiny_model_dir, n_prompts=6, group_size=2, max_new_tokens=8)
     assert mix["frac_hard"] == 1.0 and mix["accuracy"] == 0.0
-    assert sorted(mix["accuracy_by_level"]) == [1, 2, 3, 4, 5, 6]
+    assert tuple(sorted(mix["accuracy_by_level"])) == RL_LEVELS  # by default the levels `dipo demo` trains on
     assert not mix["regime"]["split_valid"] and mix["regime"]["brr_hard_fired"] == 0.0

@@ -78,3 +78,15 @@ def test_question_twists_ask_for_a_given_number_and_are_opt_in():
         assert extract_boxed(row["completion"]) == row["answer"]
     # the same story's usual question ("have now") would have a different answer in most rows
     assert sum(" have now" in r["prompt"] for r in rows) == 0
+
+
+def test_a_guess_boxes_the_storys_last_number_without_working():
+    from dipo.rewards import math_reward
+    from dipo.testbed.tasks import guess_completion
+
+    rows = make_math_tasks(60, seed=0, levels=(2, 3))
+    guesses = [guess_completion(r["prompt"]) for r in rows]
+    assert all("=" not in g and extract_boxed(g) == re.findall(r"[0-9]+", r["prompt"])[-1] for g, r in zip(guesses, rows))
+    rewards = math_reward(prompts=[r["prompt"] for r in rows], completions=guesses, answer=[r["answer"] for r in rows])
+    assert sum(rewards) == sum(extract_boxed(g) == r["answer"] for g, r in zip(guesses, rows)) <= 15  # by coincidence
+    assert len({g.replace(extract_boxed(g), "k") for g in guesses}) > 1  # written in the varied answer styles

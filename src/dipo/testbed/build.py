@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dipo.testbed.model import TinyModelConfig, build_tiny_model
 
-BUILD_VERSION = 3  # bump when the training recipe changes in a way the settings do not capture
+BUILD_VERSION = 4  # bump when the training recipe changes in a way the settings do not capture
 
 
 @dataclass
@@ -32,9 +32,14 @@ class TestbedConfig:
     num_train_tasks: int = field(default=4000, metadata={"help": "SFT examples (maths plus tools)"})
     tool_fraction: float = field(default=0.0, metadata={"help": "share of tool-call tasks in SFT (0 = maths only)"})
     level_weights: tuple[float, ...] = field(
-        default=(0.5, 0.32, 0.12, 0.03, 0.03),
+        default=(0.5, 0.3, 0.12, 0.05, 0.03),
         metadata={"help": "share of SFT examples per difficulty level 1-5: mostly easy ones, so the warm start "
                           "masters level 1, partly learns the middle and fails the top (a mixed-competence policy)"})
+    guess_rates: tuple[float, ...] = field(
+        default=(0.0, 0.6, 0.6, 0.6, 0.6),
+        metadata={"help": "share of SFT maths demonstrations per level 1-5 that guess (box the story's last number "
+                          "without working) instead of solving: the warm start then guesses on harder problems, "
+                          "confidently wrong, and RL can learn to work them out instead"})
     max_steps: int = field(default=1200, metadata={"help": "SFT optimizer steps"})
     batch_size: int = field(default=32, metadata={"help": "SFT batch size"})
     learning_rate: float = field(default=3e-3, metadata={"help": "SFT peak learning rate (cosine decay)"})
@@ -51,6 +56,9 @@ class TestbedConfig:
         if len(self.level_weights) != 5 or min(self.level_weights) < 0 or sum(self.level_weights) <= 0:
             raise ValueError(f"level_weights must be 5 non-negative shares (levels 1-5), got {self.level_weights}")
         self.level_weights = tuple(float(w) for w in self.level_weights)
+        if len(self.guess_rates) != 5 or not all(0.0 <= r <= 1.0 for r in self.guess_rates):
+            raise ValueError(f"guess_rates must be 5 shares in [0, 1] (levels 1-5), got {self.guess_rates}")
+        self.guess_rates = tuple(float(r) for r in self.guess_rates)
         self.model_config()  # validates the model sizes
 
     def model_config(self) -> TinyModelConfig:
@@ -74,7 +82,7 @@ def cache_root() -> Path:
 def sft_rows(config: TestbedConfig) -> list[dict]:
     """The SFT examples: prompt/completion pairs, levels weighted by `level_weights` (maths, plus
     tools if asked), in a fixed order (the trainer shuffles)."""
-    from dipo.testbed.tasks import make_math_tasks, make_tool_tasks
+    from dipo.testbed.tasks import guess_completion, make_math_tasks, make_tool_tasks
 
     total = sum(config.level_weights)
     # seed + 1: other problems than the RL prompts (`dipo train` draws testbed tasks with seed 0)
@@ -84,10 +92,19 @@ def sft_rows(config: TestbedConfig) -> list[dict]:
         n = round(config.num_train_tasks * weight / total)
         n_tool = round(n * config.tool_fraction)
         if n - n_tool:
-            rows += make_math_tasks(n - n_tool, seed=seed, levels=(level,))
+            for row in make_math_tasks(n - n_tool, seed=seed, levels=(level,)):
+                if _draw("guess", row["prompt"]) < config.guess_rates[level - 1]:
+                    row = {**row, "completion": guess_completion(row["prompt"])}
+                rows.append(row)
         if n_tool:
             rows += make_tool_tasks(n_tool, seed=seed, levels=(level,))
     return [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
+
+
+def _draw(purpose: str, text: str) -> float:
+    """A uniform number in [0, 1) fixed by `text` (not by a shared random stream, so changing one
+    rate leaves every other row as it was)."""
+    return int(hashlib.sha256(f"{purpose}:{text}".encode()).hexdigest()[:12], 16) / 16**12
 
 
 def sft_warm_start(model_dir: Path, config: TestbedConfig, progress: bool = True) -> None:

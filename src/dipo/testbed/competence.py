@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dipo.testbed.tasks import ALL_LEVELS
+from dipo.testbed.tasks import RL_LEVELS
 
 
 def completion_logppl(model, tokenizer, prompts: list[str], completions: list[str], batch_size: int = 64) -> np.ndarray:
@@ -47,7 +47,8 @@ def completion_logppl(model, tokenizer, prompts: list[str], completions: list[st
 
 def perplexity_regime(logppl: np.ndarray, correct: np.ndarray, group_ids: np.ndarray, confidence: float = 0.95) -> dict:
     """PSD on all samples, then which share of the hard and easy groups BRR would fire on (group
-    rule 'mean'), and the median log-PPL of correct and wrong samples."""
+    rule 'mean'), the median log-PPL of correct and wrong samples, and the share of wrong samples
+    below the threshold (confidently wrong)."""
     from dipo.core import reallocate_rewards, split_perplexity_space
 
     split = split_perplexity_space(logppl, correct, confidence=confidence)
@@ -57,6 +58,8 @@ def perplexity_regime(logppl: np.ndarray, correct: np.ndarray, group_ids: np.nda
         "threshold": float(split.threshold), "split_valid": bool(split.valid), "split_reason": split.reason,
         "logppl_correct_median": float(np.median(logppl[correct])) if correct.any() else float("nan"),
         "logppl_wrong_median": float(np.median(logppl[~correct])) if (~correct).any() else float("nan"),
+        # confidently wrong: wrong samples on the low-perplexity side of the split
+        "wrong_below_threshold": float(np.mean(logppl[~correct] < split.threshold)) if (~correct).any() else 0.0,
         "brr_hard_fired": realloc.count("hard", fired=True) / n_hard if n_hard else 0.0,
         "brr_easy_fired": realloc.count("easy", fired=True) / n_easy if n_easy else 0.0,
     }
@@ -64,7 +67,7 @@ def perplexity_regime(logppl: np.ndarray, correct: np.ndarray, group_ids: np.nda
 
 def group_kind_mix(model_dir: str | Path, n_prompts: int = 100, group_size: int = 8, split: str = "train",
                    temperature: float = 1.0, max_new_tokens: int = 80, seed: int = 0,
-                   levels: tuple[int, ...] = ALL_LEVELS, progress: bool = False, num_threads: int | None = 1) -> dict:
+                   levels: tuple[int, ...] = RL_LEVELS, progress: bool = False, num_threads: int | None = 1) -> dict:
     """Sample `group_size` maths completions for `n_prompts` testbed prompts (`levels` in equal
     shares; by default the levels `dipo demo` trains on) and score them with the real maths verifier.
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections.abc import Callable, Sequence
 
 from dipo.testbed.model import chat_prompt
@@ -37,6 +38,9 @@ from dipo.testbed.model import chat_prompt
 LEVELS = (1, 2, 3, 4, 5)  # the graded levels (the default set)
 TWIST_LEVEL = 6  # a one-step story whose question asks for a given number: never in SFT (see below)
 ALL_LEVELS = (*LEVELS, TWIST_LEVEL)
+# The levels `dipo demo` and benchmarks/learning.py train and evaluate on: level 1 gives the easy groups,
+# levels 3-4 the hard ones, levels 2-4 the guesses RL can unlearn (level 5 is out of the warm start's reach)
+RL_LEVELS = (1, 2, 3, 4)
 SPLITS = ("train", "test")
 HELD_OUT_PERCENT = 20  # share of all possible problems that belong to the held-out split
 
@@ -87,6 +91,14 @@ def _write_answer(question: str, steps: Sequence[tuple[int, str, int, int]], ans
     rng = random.Random(hashlib.sha256(("style:" + question).encode()).hexdigest())
     sentences = [rng.choice(STEP_STYLES).format(x=x, op=op, k=k, n=n) for x, op, k, n in steps]
     return " ".join([*sentences, rng.choice(ANSWER_STYLES).format(n=answer)])
+
+
+def guess_completion(question: str) -> str:
+    """A guess instead of a solution: the story's last number, boxed without working, in one of the
+    answer styles (`The answer is \\boxed{k}.`). Almost always wrong: SFT shows it on part of the
+    harder problems (`TestbedConfig.guess_rates`), so the warm start sometimes guesses, confidently
+    wrong (low perplexity), and RL can learn to work the problem out instead."""
+    return _write_answer(question, [], int(re.findall(r"[0-9]+", question)[-1]))
 
 
 def _twist_problem(rng: random.Random) -> tuple[str, str, str]:
