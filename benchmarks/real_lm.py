@@ -58,6 +58,10 @@ def train_argv(cfg: dict, method: str, seed: int, model_dir: str, out_dir: Path)
         "--max_refill_rounds", "1", "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none",
         "--heldout_eval_steps", str(cfg["steps"]), "--heldout_k", str(cfg["heldout_k"]),
         "--heldout_max_problems", str(cfg["heldout_problems"]), "--output_dir", str(out_dir),
+        # held-out sampling as the committed results measured it (the training sampler); the eval
+        # protocol's 32k-token default would let a rare runaway answer run for minutes on a CPU
+        "--heldout_max_new_tokens", str(cfg["max_new_tokens"]), "--heldout_temperature", str(cfg["temperature"]),
+        "--heldout_top_p", "1.0",
         "--use_peft", str(cfg["lora"]).lower(), "--gradient_checkpointing", "false",
     ]
     if cfg["dataset"].startswith("testbed:"):
