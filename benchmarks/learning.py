@@ -100,7 +100,7 @@ def run_one(model_dir: Path, name: str, seed: int, run_dir: Path, schedule: dict
     torch.set_num_threads(1)  # one thread per run: on a small CPU, parallel runs beat threads
     from dipo.analysis import load_run, summarize
     from dipo.engines.trl.cli import main as train_main
-    from dipo.testbed.demo import train_argv
+    from dipo.demo import train_argv
 
     method, extra = VARIANTS[name]
     seconds = float("nan")
@@ -199,7 +199,7 @@ def write_results(out: Path, results: list[dict], variants: list[str], settings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dipo.testbed.demo import LEARNING_RATE, SCHEDULE
+    from dipo.demo import LEARNING_RATE, SCHEDULE
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=["dapo", "dipo", "dipo-hard-only", "dipo-easy-only", "grpo"],

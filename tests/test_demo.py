@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dipo.testbed.demo import QUICK, SCHEDULE, main, train_argv
+from dipo.demo import QUICK, SCHEDULE, main, train_argv
 
 FIGURES = ["group_kinds.png", "logppl.png", "entropy.png", "accuracy.png", "quadrants.png"]
 

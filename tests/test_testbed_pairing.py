@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from dipo.testbed.demo import train_argv
+from dipo.demo import train_argv
 
 TINY = {"max_steps": 3, "per_device_train_batch_size": 16, "testbed_size": 32, "heldout_eval_steps": 0,
         "heldout_max_problems": 8, "heldout_k": 1}

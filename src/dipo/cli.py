@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("dipo.eval.probe", "will DiPO do anything on my model and data? log-PPL of right vs wrong, PSD, BRR"),
     "data": ("dipo.data.cli", "list or prepare the paper's datasets (pinned Hugging Face revisions)"),
     "analyze": ("dipo.analysis.cli", "plots and an HTML report from one or more run directories"),
-    "demo": ("dipo.testbed.demo", "offline CPU demo: DAPO vs DiPO on the tiny testbed, with a report"),
+    "demo": ("dipo.demo", "offline CPU demo: DAPO vs DiPO on the tiny testbed, with a report"),
     "testbed": ("dipo.testbed.cli", "build (or show) the cached tiny offline testbed model"),
     "core-example": ("dipo.core.example", "run one DiPO step of the algorithm core on a random batch"),
 }
