@@ -99,8 +99,8 @@ def run_one(model_dir: Path, name: str, seed: int, run_dir: Path, schedule: dict
 
     torch.set_num_threads(1)  # one thread per run: on a small CPU, parallel runs beat threads
     from dipo.analysis import load_run, summarize
-    from dipo.engines.trl.cli import main as train_main
     from dipo.demo import train_argv
+    from dipo.engines.trl.cli import main as train_main
 
     method, extra = VARIANTS[name]
     seconds = float("nan")
