@@ -52,15 +52,9 @@ def _finite(values) -> np.ndarray:
 def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high): the two-sided Student t interval mean ± t_{(1+c)/2, n-1} * s / sqrt(n) over
     the finite values; low/high NaN with fewer than 2 values, everything NaN with none."""
-    from dipo.analysis.stats import t_quantile
+    from dipo.analysis.stats import mean_ci
 
-    x = _finite(values)
-    if len(x) == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, float("nan"), float("nan")
-    half = t_quantile((1 + confidence) / 2, len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
+    mean, half, _ = mean_ci(_finite(values), confidence)
     return mean, mean - half, mean + half
 
 

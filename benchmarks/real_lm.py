@@ -106,9 +106,6 @@ def summarize_run(run_dir: Path, seconds: float) -> dict:
     }
 
 
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
-
 def paired(runs: list[dict], key: str) -> dict:
     """Per-seed DiPO - DAPO differences of `key`, their mean and a 95% t interval."""
     by = {(r["method"], r["seed"]): r[key] for r in runs}
@@ -116,10 +113,11 @@ def paired(runs: list[dict], key: str) -> dict:
              and by.get(("dapo", s)) is not None and by[("dipo", s)] is not None]
     if not diffs:
         return {"n": 0}
-    mean = float(np.mean(diffs))
+    from dipo.analysis.stats import mean_ci
+
+    mean, half, _ = mean_ci(diffs)
     if len(diffs) < 2:
         return {"n": 1, "diffs": diffs, "mean": mean, "ci95": None}
-    half = T_975.get(len(diffs) - 1, 1.96) * float(np.std(diffs, ddof=1)) / np.sqrt(len(diffs))
     return {"n": len(diffs), "diffs": diffs, "mean": mean, "ci95": [mean - half, mean + half]}
 
 
