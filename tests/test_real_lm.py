@@ -85,10 +85,9 @@ def test_dipo_train_on_a_real_lm(smollm2_dir, tmp_path, method, lora):
 
 
 def test_recorded_logppl_equals_a_forward_pass_on_the_real_model(smollm2_dir, tmp_path):
-    import torch
     from real_lm import train_argv
+    from trl_helpers import forward_pass_logppl
 
-    from dipo.core import sequence_logppl
     from dipo.engines.trl import cli as train_cli
 
     temperature = 0.7
@@ -98,13 +97,7 @@ def test_recorded_logppl_equals_a_forward_pass_on_the_real_model(smollm2_dir, tm
     trainer = train_cli.build_trainer(script, training, model_args)
     trainer.train()  # learning_rate 0: the model is still the policy that sampled
     rollout, model = trainer._rollout, trainer.model.eval()
-    expected = []
-    for prompt, completion in zip(rollout.prompt_ids, rollout.completion_ids):
-        ids = torch.tensor([prompt + completion])
-        with torch.no_grad():
-            logits = model(ids).logits[0, len(prompt) - 1:-1].float() / temperature
-        logps = torch.log_softmax(logits, -1).gather(1, torch.tensor(completion)[:, None]).T
-        expected.append(sequence_logppl(logps, torch.ones_like(logps)).item())
+    expected = forward_pass_logppl(model, rollout, temperature)
     import pyarrow.parquet as pq
 
     recorded = pq.read_table(tmp_path / "run" / "rollouts" / "step-000001.parquet").to_pandas()["logppl"].to_numpy()

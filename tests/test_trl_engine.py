@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from trl_helpers import make_trainer, read_metrics, read_rollouts, text_hash_reward
+from trl_helpers import forward_pass_logppl, make_trainer, read_metrics, read_rollouts, text_hash_reward
 
-from dipo.core import group_advantages, sequence_logppl
+from dipo.core import group_advantages
 from dipo.engines.kit import ROLLOUT_COLUMNS
 
 
@@ -82,13 +82,7 @@ def test_recorded_logppl_equals_a_forward_pass(tiny_model_dir, tmp_path, tempera
                            temperature=temperature, dynamic_sampling=False)
     trainer.train()  # learning_rate 0: the model is still the policy that sampled
     rollout, model = trainer._rollout, trainer.model.eval()
-    expected = []
-    for prompt, completion in zip(rollout.prompt_ids, rollout.completion_ids):
-        ids = torch.tensor([prompt + completion])
-        with torch.no_grad():
-            logits = model(ids).logits[0, len(prompt) - 1:-1] / temperature
-        logps = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(completion)[:, None]).T
-        expected.append(sequence_logppl(logps, torch.ones_like(logps)).item())
+    expected = forward_pass_logppl(model, rollout, temperature)
     recorded = read_rollouts(tmp_path, 1)["logppl"].to_numpy()
     np.testing.assert_allclose(recorded, expected, rtol=1e-4, atol=1e-4)
 

@@ -44,3 +44,18 @@ def read_metrics(run_dir) -> list[dict]:
 
 def read_rollouts(run_dir, step: int):
     return pq.read_table(Path(run_dir) / "rollouts" / f"step-{step:06d}.parquet").to_pandas()
+
+
+def forward_pass_logppl(model, rollout, temperature: float) -> list[float]:
+    """Each rolled-out completion's log-PPL by one forward pass over prompt + completion at the sampling
+    temperature: what the trainer must have recorded from the rollout's own log-probs."""
+    from dipo.core import sequence_logppl
+
+    expected = []
+    for prompt, completion in zip(rollout.prompt_ids, rollout.completion_ids):
+        ids = torch.tensor([prompt + completion])
+        with torch.no_grad():
+            logits = model(ids).logits[0, len(prompt) - 1:-1].float() / temperature
+        logps = torch.log_softmax(logits, -1).gather(1, torch.tensor(completion)[:, None]).T
+        expected.append(sequence_logppl(logps, torch.ones_like(logps)).item())
+    return expected
