@@ -194,6 +194,7 @@ def write_results(out: Path, results: list[dict], variants: list[str], settings:
 
 def main(argv: list[str] | None = None) -> int:
     from dipo.demo import LEARNING_RATE, SCHEDULE
+    from dipo.testbed.tasks import RL_TEMPERATURE
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=["dapo", "dipo", "dipo-hard-only", "dipo-easy-only", "grpo"],
@@ -209,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout-k", type=int, default=SCHEDULE["heldout_k"],
                         help="samples per held-out problem (mean@k, pass@k)")
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
+    parser.add_argument("--temperature", type=float, default=RL_TEMPERATURE, help="RL sampling temperature")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/learning"), help="where run directories go")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learning"),
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = build_testbed()
     schedule = {**SCHEDULE, "max_steps": args.steps, "per_device_train_batch_size": 8 * args.prompts_per_step,
                 "heldout_eval_steps": args.eval_every, "heldout_max_problems": args.heldout,
-                "heldout_k": args.heldout_k}
+                "heldout_k": args.heldout_k, "temperature": args.temperature}
     settings = {**schedule, "learning_rate": args.learning_rate, "group_size": 8, "seeds": args.seeds,
                 "sampling_seed_per_step": True, "testbed": str(model_dir)}
     # seeds outermost: a partial benchmark still pairs every variant with DAPO

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dipo.demo import QUICK, SCHEDULE, main, train_argv
+from dipo.demo import QUICK, SCHEDULE, _steps_done, main, train_argv
+from dipo.testbed.tasks import RL_LEVELS, RL_TEMPERATURE
 
 FIGURES = ["group_kinds.png", "logppl.png", "entropy.png", "accuracy.png", "quadrants.png"]
 
@@ -19,7 +20,7 @@ def test_demo_runs_share_one_schedule_and_parse_as_train_configs(tmp_path, metho
                                                schedule=QUICK))
     assert training.method == method and training.seed == 3 and model.model_name_or_path == "/some/model"
     assert training.max_steps == QUICK["max_steps"] and training.num_generations == 8
-    assert training.per_device_train_batch_size == 32 and training.temperature == 1.0
+    assert training.per_device_train_batch_size == 32 and training.temperature == RL_TEMPERATURE
     assert training.sampling_seed_per_step  # paired: both methods of a seed share the sampling stream
     assert script.dataset == script.heldout_dataset == "testbed:math" and script.rewards == ["math"]
     # only the method and the output directory differ between the two demo runs
@@ -27,6 +28,25 @@ def test_demo_runs_share_one_schedule_and_parse_as_train_configs(tmp_path, metho
     a = train_argv(Path("m"), method, Path("x"), schedule=SCHEDULE)
     b = train_argv(Path("m"), other, Path("x"), schedule=SCHEDULE)
     assert [x for x, y in zip(a, b) if x != y] == [method]
+
+
+def test_demo_trains_on_the_testbed_rl_levels(tmp_path):
+    from dipo.engines.trl.cli import parse
+
+    script, _, _ = parse(train_argv(Path("m"), "dapo", tmp_path))
+    assert tuple(script.testbed_levels) == RL_LEVELS
+
+
+def test_steps_done_counts_logged_training_steps(tmp_path):
+    assert _steps_done(tmp_path / "missing") == 0  # before the run has written anything
+    (tmp_path / "metrics.jsonl").write_text('{"step": 0, "eval/accuracy": 0.3}\n{"step": 1, "loss": 0.1}\n'
+                                            '{"step": 2, "loss": 0.2}\n{"step": 2, "train_runtime": 1.0}\n')
+    assert _steps_done(tmp_path) == 2
+
+
+def test_negative_jobs_is_refused(tmp_path, capsys):
+    assert main(["--jobs", "-1", "--out", str(tmp_path / "d")]) == 2
+    assert "--jobs -1" in capsys.readouterr().err and not (tmp_path / "d").exists()
 
 
 def test_ablation_overrides_reach_the_config(tmp_path):
@@ -37,8 +57,9 @@ def test_ablation_overrides_reach_the_config(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_demo_end_to_end(tmp_path, capsys):
-    assert main(["--quick", "--out", str(tmp_path)]) == 0
+@pytest.mark.parametrize("jobs", [1, 2])  # one after the other, and side by side in two processes
+def test_quick_demo_end_to_end(tmp_path, capsys, jobs):
+    assert main(["--quick", "--out", str(tmp_path), "--jobs", str(jobs)]) == 0
     report = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert report == tmp_path / "report.html"
     page = report.read_text()
@@ -48,4 +69,5 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     for method in ("dapo", "dipo"):
         assert (tmp_path / method / "metrics.jsonl").exists()
         assert len(list((tmp_path / method / "rollouts").glob("step-*.parquet"))) == QUICK["max_steps"]
+        assert (tmp_path / f"{method}.log").exists() == (jobs > 1)  # side by side: each run's console in a log
 

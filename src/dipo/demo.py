@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import shutil
 import sys
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dipo._cli_util import ArgumentParser, UsageError, add_debug_flag, run_cli
-from dipo.testbed.tasks import RL_LEVELS
+from dipo.testbed.tasks import RL_LEVELS, RL_TEMPERATURE
 
 # The training schedule; both methods get exactly the same (QUICK for --quick)
 # (per_device_train_batch_size = prompts per step x G=8).
@@ -47,7 +48,7 @@ def train_argv(model_dir: Path, method: str, run_dir: Path, seed: int = 0, sched
         "testbed_levels": RL_LEVELS,  # easy to hard, with the warm start's confident guesses to unlearn
         "use_cpu": "true", "bf16": "false", "learning_rate": learning_rate, "lr_scheduler_type": "constant",
         "warmup_steps": 0, "num_generations": 8, "max_completion_length": 80,
-        "temperature": 1.0, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
+        "temperature": RL_TEMPERATURE, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
         "sampling_seed_per_step": "true",  # common random numbers: methods of one seed share the sampling stream
         **(schedule or SCHEDULE), **overrides,
     }
@@ -55,6 +56,47 @@ def train_argv(model_dir: Path, method: str, run_dir: Path, seed: int = 0, sched
     for key, value in args.items():
         argv += [f"--{key}", *(map(str, value) if isinstance(value, (list, tuple)) else [str(value)])]
     return argv
+
+
+def _train_logged(argv: list[str], log_path: Path) -> int:
+    """`dipo train argv` in this (child) process with one torch thread, console output to `log_path`."""
+    import contextlib
+
+    import torch
+
+    torch.set_num_threads(1)
+    from dipo.engines.trl.cli import main as train_main
+
+    with open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        return train_main(argv)
+
+
+def _steps_done(run_dir: Path) -> int:
+    """Training steps logged so far in a run's metrics.jsonl (lines with a loss)."""
+    try:
+        return (run_dir / "metrics.jsonl").read_text().count('"loss"')
+    except OSError:
+        return 0
+
+
+def train_in_parallel(argvs: dict[str, list[str]], out: Path, jobs: int, max_steps: int) -> list[DemoRun]:
+    """Train each method's run in its own process (`jobs` at a time), one progress bar over all steps."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    from tqdm.auto import tqdm
+
+    started, finished = time.perf_counter(), {}
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_train_logged, argv, out / f"{method}.log"): method for method, argv in argvs.items()}
+        with tqdm(total=max_steps * len(argvs), unit="step", desc="training") as bar:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=2.0)
+                for future in done:
+                    finished[futures[future]] = time.perf_counter() - started
+                bar.update(sum(min(_steps_done(out / m), max_steps) for m in argvs) - bar.n)
+    return [DemoRun(m, out / m, finished[m], f.result()) for f, m in futures.items()]
 
 
 def heldout_table(runs: list[DemoRun]) -> str:
@@ -83,10 +125,15 @@ def demo(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of both training runs")
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="RL learning rate of both runs")
     parser.add_argument("--methods", default="dapo,dipo", help="comma-separated methods to compare")
+    parser.add_argument("--jobs", type=int, default=0,
+                        help="runs trained at a time, each in its own process with one thread (default: one per "
+                             "method, up to the CPU count; 1 trains them one after the other with a bar each)")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     from dipo.engines.trl.config import METHODS
 
+    if args.jobs < 0:
+        raise UsageError(f"--jobs {args.jobs}: must be >= 0 (0 = one per method, up to the CPU count)")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods or any(m not in METHODS for m in methods) or len(set(methods)) != len(methods):
         raise UsageError(f"--methods {args.methods}: give distinct methods from {METHODS}, comma-separated")
@@ -112,16 +159,27 @@ def demo(argv: list[str]) -> int:
     print("[1/3] testbed model (cached after the first build) ...", flush=True)
     model_dir = build_testbed()
     print(f"      {model_dir}", flush=True)
-    runs = []
-    for i, method in enumerate(methods, start=1):
-        print(f"[2/3] training {method.upper()} ({i}/{len(methods)}) ...", flush=True)
-        t0 = time.perf_counter()
-        code = train_main(train_argv(model_dir, method, out / method, args.seed, QUICK if args.quick else SCHEDULE,
-                                     args.learning_rate))
-        runs.append(DemoRun(method, out / method, time.perf_counter() - t0, code))
-        if code != 0:
-            print(f"dipo demo: training {method} failed (exit code {code})", file=sys.stderr)
-            return code
+    schedule = QUICK if args.quick else SCHEDULE
+    argvs = {m: train_argv(model_dir, m, out / m, args.seed, schedule, args.learning_rate) for m in methods}
+    jobs = min(args.jobs or os.cpu_count() or 1, len(methods))
+    if jobs == 1:
+        runs = []
+        for i, method in enumerate(methods, start=1):
+            print(f"[2/3] training {method.upper()} ({i}/{len(methods)}) ...", flush=True)
+            t0 = time.perf_counter()
+            runs.append(DemoRun(method, out / method, 0.0, train_main(argvs[method])))
+            runs[-1].seconds = time.perf_counter() - t0
+            if runs[-1].return_code != 0:
+                break
+    else:
+        print(f"[2/3] training {', '.join(m.upper() for m in methods)} side by side ({jobs} processes; "
+              f"logs in {out}/<method>.log) ...", flush=True)
+        runs = train_in_parallel(argvs, out, jobs, schedule["max_steps"])
+    for run in runs:
+        if run.return_code != 0:
+            print(f"dipo demo: training {run.method} failed (exit code {run.return_code}; see "
+                  f"{out / (run.method + '.log') if jobs > 1 else 'above'})", file=sys.stderr)
+            return run.return_code
     print("[3/3] report ...", flush=True)
     report = write_report([load_run(r.run_dir, r.method.upper()) for r in runs], out,
                           title="dipo demo: DAPO vs DiPO on the CPU testbed", extra_html=heldout_table(runs))

@@ -15,6 +15,7 @@ from dataclasses import MISSING, fields
 
 from dipo._cli_util import ArgumentParser, add_debug_flag, run_cli
 from dipo.testbed.build import TestbedConfig, build_testbed
+from dipo.testbed.tasks import RL_TEMPERATURE
 
 SCALAR_FIELDS = [f for f in fields(TestbedConfig) if not isinstance(f.default, tuple) and f.default is not MISSING]
 
@@ -29,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true",
                         help="measure accuracy per level, the group-kind mix and the perplexity regime")
     parser.add_argument("--check-prompts", type=int, default=100, help="prompts sampled by --check")
+    parser.add_argument("--temperature", type=float, default=RL_TEMPERATURE,
+                        help=f"sampling temperature of --check (default: {RL_TEMPERATURE}, the one dipo demo trains at)")
     parser.add_argument("--split", choices=["train", "test"], default="test", help="task split used by --check")
     add_debug_flag(parser)
     return parser
@@ -43,7 +46,8 @@ def testbed(argv: list[str]) -> int:
     if args.check:
         from dipo.testbed.competence import group_kind_mix
 
-        print(json.dumps(group_kind_mix(path, n_prompts=args.check_prompts, split=args.split), indent=2))
+        print(json.dumps(group_kind_mix(path, n_prompts=args.check_prompts, split=args.split,
+                                        temperature=args.temperature), indent=2))
     return 0
 
 

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dipo.testbed.tasks import RL_LEVELS
+from dipo.testbed.tasks import RL_LEVELS, RL_TEMPERATURE
 
 
-def completion_logppl(model, tokenizer, prompts: list[str], completions: list[str], batch_size: int = 64) -> np.ndarray:
-    """Log-PPL of each completion (its tokens plus the end-of-turn token) given its prompt, at
-    temperature 1: ``-(1/T) * sum_t log p(y_t | x, y_<t)`` (a teacher-forced forward pass)."""
+def completion_logppl(model, tokenizer, prompts: list[str], completions: list[str], batch_size: int = 64,
+                      temperature: float = 1.0) -> np.ndarray:
+    """Log-PPL of each completion (its tokens plus the end-of-turn token) given its prompt:
+    ``-(1/|y|) * sum_t log softmax(z_t / temperature)[y_t]`` over a teacher-forced forward pass, at
+    the sampling temperature, as the trainers record it (TRL scales the logits the same way)."""
     import torch
 
     from dipo.core import sequence_logppl
@@ -39,7 +41,7 @@ def completion_logppl(model, tokenizer, prompts: list[str], completions: list[st
             attention[i, :len(p) + len(c)] = 1
             target[i, len(p):len(p) + len(c)] = True
         with torch.no_grad():
-            logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+            logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float() / temperature
         token_lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
         out.append(sequence_logppl(token_lp, target[:, 1:]).numpy())
     return np.concatenate(out) if out else np.zeros(0)
@@ -66,7 +68,7 @@ def perplexity_regime(logppl: np.ndarray, correct: np.ndarray, group_ids: np.nda
 
 
 def group_kind_mix(model_dir: str | Path, n_prompts: int = 100, group_size: int = 8, split: str = "train",
-                   temperature: float = 1.0, max_new_tokens: int = 80, seed: int = 0,
+                   temperature: float = RL_TEMPERATURE, max_new_tokens: int = 80, seed: int = 0,
                    levels: tuple[int, ...] = RL_LEVELS, progress: bool = False, num_threads: int | None = 1) -> dict:
     """Sample `group_size` maths completions for `n_prompts` testbed prompts (`levels` in equal
     shares; by default the levels `dipo demo` trains on) and score them with the real maths verifier.
@@ -94,7 +96,7 @@ def group_kind_mix(model_dir: str | Path, n_prompts: int = 100, group_size: int 
     records = result["records"]
     prompt_of = {row["id"]: row["prompt"] for row in rows}
     logppl = completion_logppl(model, tokenizer, [prompt_of[r["id"]] for r in records],
-                               [r["completion"] for r in records])
+                               [r["completion"] for r in records], temperature=temperature)
     per_prompt: dict[str, list[bool]] = defaultdict(list)
     for record in records:
         per_prompt[record["id"]].append(record["correct"])
