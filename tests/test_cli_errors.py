@@ -337,7 +337,7 @@ def test_metrics_log_tolerates_a_torn_last_line(tmp_path):
 def test_console_shows_no_metric_dicts_unless_log_level_debug():
     from types import SimpleNamespace
 
-    from dipo.engines.trl.cli import QuietProgressCallback
+    from dipo._progress import QuietProgressCallback
 
     class Bar:
         def __init__(self):

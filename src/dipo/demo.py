@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dipo._cli_util import ArgumentParser, UsageError, add_debug_flag, run_cli
+from dipo._cli_util import ArgumentParser, UsageError, add_debug_flag, filter_known_warnings, run_cli
 from dipo.testbed.tasks import RL_LEVELS, RL_TEMPERATURE
 
 # The training schedule; both methods get exactly the same (QUICK for --quick)
@@ -99,8 +99,9 @@ def train_in_parallel(argvs: dict[str, list[str]], out: Path, jobs: int, max_ste
     return [DemoRun(m, out / m, finished[m], f.result()) for f, m in futures.items()]
 
 
-def heldout_table(runs: list[DemoRun]) -> str:
-    """HTML table: held-out accuracy at the first and last evaluation, and training time, per method."""
+def heldout_rows(runs: list[DemoRun]) -> list[tuple[str, str, str, str, str]]:
+    """Per method: (name, held-out accuracy at the first evaluation, at the last, the change, training
+    seconds), as text."""
     from dipo.analysis import load_run
 
     rows = []
@@ -108,10 +109,31 @@ def heldout_table(runs: list[DemoRun]) -> str:
         steps, acc = load_run(run.run_dir, run.method.upper()).series("eval/accuracy")
         first = f"{acc[0]:.3f} (step {int(steps[0])})" if len(acc) else "–"
         last = f"{acc[-1]:.3f} (step {int(steps[-1])})" if len(acc) else "–"
-        rows.append(f"<tr><td>{html.escape(run.method.upper())}</td><td>{first}</td><td>{last}</td>"
-                    f"<td>{run.seconds:.0f}</td></tr>")
-    return ("<h2>Held-out accuracy</h2><table><tr><th>method</th><th>first evaluation</th>"
-            "<th>final evaluation</th><th>training seconds</th></tr>" + "".join(rows) + "</table>")
+        change = f"{acc[-1] - acc[0]:+.3f}" if len(acc) > 1 else "–"
+        rows.append((run.method.upper(), first, last, change, f"{run.seconds:.0f}"))
+    return rows
+
+
+HELDOUT_COLUMNS = ("method", "first evaluation", "final evaluation", "change", "training seconds")
+HELDOUT_NOTE = ("One seed: held-out mean@{k} on {n} problems, so a difference of a few points between methods is "
+                "within seed noise (benchmarks/learning.py pairs 8 seeds with confidence intervals).")
+
+
+def heldout_table(runs: list[DemoRun], schedule: dict = SCHEDULE) -> str:
+    """HTML table of `heldout_rows`, with what one seed can and cannot show."""
+    head = "".join(f"<th>{c}</th>" for c in HELDOUT_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in heldout_rows(runs))
+    note = HELDOUT_NOTE.format(k=schedule["heldout_k"], n=schedule["heldout_max_problems"])
+    return f"<h2>Held-out accuracy</h2><table><tr>{head}</tr>{body}</table><p>{html.escape(note)}</p>"
+
+
+def console_table(runs: list[DemoRun], schedule: dict = SCHEDULE) -> str:
+    """`heldout_rows` as aligned text for the terminal."""
+    rows = [HELDOUT_COLUMNS, *heldout_rows(runs)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HELDOUT_COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    note = HELDOUT_NOTE.format(k=schedule["heldout_k"], n=schedule["heldout_max_problems"])
+    return "\n".join(["held-out accuracy", *lines, note])
 
 
 def demo(argv: list[str]) -> int:
@@ -147,6 +169,7 @@ def demo(argv: list[str]) -> int:
         for method in methods:
             shutil.rmtree(out / method, ignore_errors=True)
 
+    filter_known_warnings()
     import torch
 
     torch.set_num_threads(1)  # fastest on a small shared CPU; the tiny model gains nothing from more
@@ -182,7 +205,9 @@ def demo(argv: list[str]) -> int:
             return run.return_code
     print("[3/3] report ...", flush=True)
     report = write_report([load_run(r.run_dir, r.method.upper()) for r in runs], out,
-                          title="dipo demo: DAPO vs DiPO on the CPU testbed", extra_html=heldout_table(runs))
+                          title="dipo demo: DAPO vs DiPO on the CPU testbed",
+                          extra_html=heldout_table(runs, schedule))
+    print(console_table(runs, schedule))
     print(f"done in {time.perf_counter() - started:.0f}s")
     print(report)
     return 0

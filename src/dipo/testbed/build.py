@@ -111,12 +111,16 @@ def sft_warm_start(model_dir: Path, config: TestbedConfig, progress: bool = True
     """Fine-tune the model in `model_dir` in place with TRL's SFTTrainer (completion-only loss)."""
     import tempfile
 
+    import datasets
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from dipo._progress import quiet_progress
+
     torch.set_num_threads(config.num_threads)
+    datasets.disable_progress_bars()  # SFTTrainer's five dataset-preparation bars say nothing to a user
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     with tempfile.TemporaryDirectory() as scratch:
@@ -129,7 +133,9 @@ def sft_warm_start(model_dir: Path, config: TestbedConfig, progress: bool = True
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(sft_rows(config)),
                              processing_class=tokenizer)
+        quiet_progress(trainer)  # a bar, not a metric dict every 50 steps
         trainer.train()
+    datasets.enable_progress_bars()
     tokenizer.padding_side = "left"  # SFTTrainer switched it to the right; generation wants the left
     trainer.model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)

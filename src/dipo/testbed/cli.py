@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import MISSING, fields
 
-from dipo._cli_util import ArgumentParser, add_debug_flag, run_cli
+from dipo._cli_util import ArgumentParser, add_debug_flag, filter_known_warnings, run_cli
 from dipo.testbed.build import TestbedConfig, build_testbed
 from dipo.testbed.tasks import RL_TEMPERATURE
 
@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def testbed(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    filter_known_warnings()
     config = TestbedConfig(**{f.name: getattr(args, f.name) for f in SCALAR_FIELDS})  # ValueError names the field
     started = time.perf_counter()
     path = build_testbed(config, force=args.force)

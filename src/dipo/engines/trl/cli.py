@@ -28,7 +28,6 @@ from pathlib import Path
 
 import yaml
 from transformers import HfArgumentParser, TrainerCallback
-from transformers.trainer_callback import ProgressCallback
 from trl import GRPOConfig, ModelConfig, get_peft_config
 
 from dipo._cli_util import (
@@ -39,6 +38,7 @@ from dipo._cli_util import (
     run_cli,
     unknown_message,
 )
+from dipo._progress import quiet_progress
 from dipo.core.config import GROUP_RULES
 from dipo.engines.kit.datasets import DATASET_LOADERS
 from dipo.engines.trl.config import METHOD_PRESETS, METHODS, DiPOConfig
@@ -537,21 +537,6 @@ class GracefulInterrupt(TrainerCallback):
             signal.signal(s, handler)
 
 
-class QuietProgressCallback(ProgressCallback):
-    """TRL's progress bar with ETA, without a raw metric dict per step (those go to metrics.jsonl and
-    report_to): the bar shows reward and held-out accuracy; `--log_level debug` restores the dicts."""
-
-    SHOWN = {"reward": "reward", "eval/accuracy": "heldout_acc", "loss": "loss"}
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if args.log_level == "debug":
-            return super().on_log(args, state, control, logs=logs, **kwargs)
-        if state.is_world_process_zero and self.training_bar is not None and logs:
-            shown = {short: f"{logs[k]:.3g}" for k, short in self.SHOWN.items() if isinstance(logs.get(k), float)}
-            if shown:
-                self.training_bar.set_postfix(shown, refresh=False)
-
-
 def build_trainer(script: TrainScriptArguments, training: DiPOConfig, model_args: ModelConfig):
     """Load rewards and data, then the model (through TRL), and return a `DiPOTrainer`."""
     from dipo.engines.trl.data import load_heldout, load_train, reward_functions
@@ -575,8 +560,7 @@ def build_trainer(script: TrainScriptArguments, training: DiPOConfig, model_args
         model=model, reward_funcs=rewards, args=training, train_dataset=train_dataset,
         heldout_dataset=heldout, peft_config=get_peft_config(model_args),
     )
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(QuietProgressCallback)
+    quiet_progress(trainer)
     return trainer
 
 
