@@ -176,3 +176,18 @@ def test_bfcl_entry_that_cannot_be_checked_is_counted_not_fatal():
     result = evaluate_bfcl(None, None, rows, generate_fn=lambda prompts, k: [[Completion("no call", 2, False)]] * 2)
     assert result["errors"] == 1 and result["records"][0]["error_type"] == "entry_error"
     assert result["categories"]["irrelevance"]["accuracy"] == 1.0
+
+
+def test_transformers_sampling_applies_no_hidden_top_k(tiny_model_dir):
+    """temperature/top_p sampling is exactly that: transformers' default top_k=50 is not applied unasked
+    (TRL's trainer and vLLM apply none), so a near-uniform random model samples more than 50 distinct tokens."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dipo.eval import generate_transformers
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    [samples] = generate_transformers(model, tokenizer, ["Tom has 3 apples."], k=256, temperature=1.0, top_p=1.0,
+                                      max_new_tokens=1, batch_size=256, progress=False)
+    assert len({s.text for s in samples}) > 50  # one token each: at most 50 distinct texts under a top-50 cut

@@ -56,8 +56,8 @@ def test_sampled_logppl_is_the_samplers_own_at_the_temperature(tiny_model_dir):
                                         max_new_tokens=12, batch_size=6, seed=3, progress=False)
     torch.manual_seed(3)
     enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    out = model.generate(**enc, do_sample=True, temperature=0.7, top_p=1.0, max_new_tokens=12, num_return_sequences=3,
-                         pad_token_id=tokenizer.pad_token_id, output_logits=True, return_dict_in_generate=True)
+    out = model.generate(**enc, do_sample=True, temperature=0.7, top_p=1.0, top_k=0, max_new_tokens=12,
+                         num_return_sequences=3, pad_token_id=tokenizer.pad_token_id, output_logits=True, return_dict_in_generate=True)
     logits = torch.stack(out.logits, dim=1).float() / 0.7
     new = out.sequences[:, enc["input_ids"].shape[1]:]
     token_lp = torch.log_softmax(logits, -1).gather(-1, new[..., None]).squeeze(-1)

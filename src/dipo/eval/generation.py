@@ -30,7 +30,9 @@ def _sampling_kwargs(temperature: float, top_p: float) -> dict[str, Any]:
         raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {temperature}, {top_p}")
     if temperature == 0:
         return {"do_sample": False}
-    return {"do_sample": True, "temperature": temperature, "top_p": top_p}
+    # top_k=0: no top-k cut. transformers otherwise applies its default top_k=50 unasked, which TRL's
+    # trainer (top_k=0) and vLLM (-1) do not: the same temperature and top-p would sample differently.
+    return {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
 
 
 def generate_transformers(model: Any, tokenizer: Any, prompts: list[str], k: int = 1, temperature: float = 0.6,

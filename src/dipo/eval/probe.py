@@ -135,6 +135,7 @@ def sample_transformers(model, tokenizer, prompts: list[str], group_size: int, t
     import torch
 
     from dipo.core import sequence_logppl
+    from dipo.eval.generation import _sampling_kwargs
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = model.generation_config.eos_token_id or tokenizer.eos_token_id
@@ -149,8 +150,8 @@ def sample_transformers(model, tokenizer, prompts: list[str], group_size: int, t
         enc = tokenizer(prompts[start:start + per_call], return_tensors="pt", padding=True, add_special_tokens=False)
         enc = enc.to(model.device)
         with torch.no_grad():
-            out = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p,
-                                 max_new_tokens=max_new_tokens, num_return_sequences=group_size, pad_token_id=pad_id)
+            out = model.generate(**enc, **_sampling_kwargs(temperature, top_p), max_new_tokens=max_new_tokens,
+                                 num_return_sequences=group_size, pad_token_id=pad_id)
             width = enc["input_ids"].shape[1]
             new = out[:, width:]
             is_eos = torch.isin(new, eos_ids.to(new.device))
