@@ -180,9 +180,12 @@ def test_axes_are_zoomed_shared_and_counted_in_integers(seeded):
                                                      "hard groups (all G samples wrong)", "zero-advantage groups"]
     assert all(kinds.axes[0].get_shared_y_axes().joined(kinds.axes[0], ax) for ax in kinds.axes[1:])
     quadrants = plots.quadrants_figure(groups)
-    fired = [ax for ax in quadrants.axes[2:] if ax.axison]  # bottom row; DAPO's panel says BRR never fired
-    assert len(fired) == 1 and not quadrants.axes[2].axison
-    assert all(float(t).is_integer() for ax in fired for t in ax.get_yticks())
+    # one quadrant panel per method, then one firings panel under them: DiPO's curves, DAPO named as never firing
+    assert len(quadrants.axes) == 3 and all(ax.axison for ax in quadrants.axes)
+    fired = quadrants.axes[2]
+    assert "never fired: dapo" in fired.get_title().lower() and fired.get_lines()
+    assert all("dipo" in line.get_label().lower() for line in fired.get_lines())
+    assert all(float(t).is_integer() for t in fired.get_yticks())
     # log-PPL histograms: shares of each step's samples (bars sum to 1), all panels on shared axes
     hist = plots.logppl_figure(groups)
     assert len(hist.axes) == 6 and all(hist.axes[0].get_shared_x_axes().joined(hist.axes[0], ax) for ax in hist.axes)

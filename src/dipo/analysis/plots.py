@@ -331,42 +331,50 @@ def _draw_thresholds(ax, group: RunGroup, step: int) -> None:
 
 
 def quadrants_figure(groups: list[RunGroup]) -> Figure | None:
-    """Share of samples per perplexity quadrant per step (top row, shared y) and BRR's cumulative
-    firings on hard and easy groups (bottom row, shared integer y), one column per method. A method
-    whose runs never fired says so instead of drawing a flat zero line."""
+    """Share of samples per perplexity quadrant per step (top row, one panel per method, shared y)
+    and, below, one panel spanning the row with BRR's cumulative firings of every method that fired
+    (colour: method, solid: max-PPL reward on hard groups, dashed: max-PPL penalty on easy groups;
+    integer y). With no firing at all there is no bottom panel, rather than a blank one."""
     columns = [g for g in groups if any(group_curve(g, quadrant_share(q)) for q in QUADRANT_COLORS)]
     if not columns:
         return None
-    fig, axes = plt.subplots(2, len(columns), figsize=(4.8 * len(columns), 6.2), squeeze=False,
-                             layout="constrained")
-    for ax in axes.flat[1:]:
-        ax.sharex(axes[0][0])  # shared by hand: every panel keeps its tick labels (a neighbour may be blank)
-    for row in axes:
-        for ax in row[1:]:
-            ax.sharey(row[0])
-    for c, group in enumerate(columns):
-        top, bottom = axes[0][c], axes[1][c]
+    colors = {g.label: METHOD_COLORS[i % len(METHOD_COLORS)] for i, g in enumerate(groups)}
+    fired = {g.label: {kind: group_curve(g, cumulative_firings(kind), smoothed=False) for kind in KIND_COLORS}
+             for g in columns}
+    fired = {label: {kind: c for kind, c in curves.items() if c is not None and np.nanmax(c.mean) > 0}
+             for label, curves in fired.items()}
+    fired = {label: curves for label, curves in fired.items() if curves}
+    fig = plt.figure(figsize=(4.8 * len(columns), 6.2 if fired else 3.4), layout="constrained")
+    grid = fig.add_gridspec(2 if fired else 1, len(columns))
+    top_row = [fig.add_subplot(grid[0, c]) for c in range(len(columns))]
+    for ax in top_row[1:]:
+        ax.sharex(top_row[0])
+        ax.sharey(top_row[0])
+    for ax, group in zip(top_row, columns):
         for q, color in QUADRANT_COLORS.items():
             curve = group_curve(group, quadrant_share(q))
             if curve is not None:
-                draw_curve(top, curve, color, f"{q}: {QUADRANT_NAMES[q]}", bounds=(0, 1))
-        top.set_title(legend_name(group), fontsize=10)
-        _step_axis(top, xlabel=False)
-        fired = {kind: group_curve(group, cumulative_firings(kind), smoothed=False) for kind in KIND_COLORS}
-        if all(curve is None or not np.nanmax(curve.mean) > 0 for curve in fired.values()):
-            _no_data(bottom, "BRR never reallocated a group\n(off for this method, or never triggered)")
-            top.set_xlabel("training step")
-            continue
-        for kind, name in (("hard", "max-PPL reward (hard groups)"), ("easy", "max-PPL penalty (easy groups)")):
-            if fired[kind] is not None:
-                draw_curve(bottom, fired[kind], KIND_COLORS[kind], name, bounds=(0, None))
+                draw_curve(ax, curve, color, f"{q}: {QUADRANT_NAMES[q]}", bounds=(0, 1))
+        ax.set_title(legend_name(group), fontsize=10)
+        _step_axis(ax)
+    top_row[0].set_ylabel("share of samples with a quadrant")
+    top_row[0].legend(fontsize=7)
+    if fired:
+        bottom = fig.add_subplot(grid[1, :], sharex=top_row[0])
+        for group in columns:
+            for kind, style, name in (("hard", "-", "max-PPL reward, hard groups"),
+                                      ("easy", "--", "max-PPL penalty, easy groups")):
+                curve = fired.get(group.label, {}).get(kind)
+                if curve is not None:
+                    draw_curve(bottom, curve, colors[group.label], f"{legend_name(group)}: {name}", bounds=(0, None))
+                    bottom.get_lines()[-1].set_linestyle(style)
         bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
         _step_axis(bottom)
+        bottom.set_ylabel("BRR firings (groups, cumulative)")
         bottom.legend(fontsize=7)
-    axes[0][0].set_ylabel("share of samples with a quadrant")
-    axes[0][0].legend(fontsize=7)
-    for ax in axes[1]:
-        if ax.axison:
-            ax.set_ylabel("BRR firings (groups, cumulative)")
-            break
+        if len(fired) < len(columns):
+            silent = ", ".join(legend_name(g) for g in columns if g.label not in fired)
+            bottom.set_title(f"BRR firings (never fired: {silent})", fontsize=10)
+        else:
+            bottom.set_title("BRR firings", fontsize=10)
     return fig
