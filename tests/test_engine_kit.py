@@ -89,10 +89,14 @@ def test_reward_registry_resolves_names_and_both_dotted_spellings():
     assert kit.reward_function("math") is math_reward
     assert kit.reward_functions(["dipo.rewards:math_reward", "dipo.rewards.math_reward"]) == [math_reward] * 2
     assert set(kit.REWARD_FUNCTIONS) >= {"math", "tool_call", "final_number", "label"}
-    for name, match in [("maths", "unknown reward 'maths'"), ("no_such_pkg:fn", "cannot import"),
+    for name, match in [("maths", r"unknown reward maths \(did you mean math\?\)"), ("no_such_pkg:fn", "cannot import"),
                         ("dipo.rewards:nope", "no function 'nope'")]:
         with pytest.raises(ValueError, match=match):
             kit.reward_function(name)
+    # the check configs run before anything loads: same message, nothing imported
+    assert kit.reward_target("no_such_pkg:fn") == ("no_such_pkg", "fn")
+    with pytest.raises(ValueError, match="did you mean math"):
+        kit.reward_target("maths")
 
 
 def test_trl_data_and_dipo_probe_use_the_kit_registry():

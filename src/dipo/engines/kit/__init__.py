@@ -4,7 +4,8 @@
   `step_records` (records assembled once) and `RunLog` (the writer) -- `dipo.analysis` reads what these write;
 - the checkpoint state file: `STATE_FILE`, `save_state`, `load_state`;
 - the correctness rule: `is_correct` (``verifier_reward >= r_max - 1e-6``, from the core);
-- the reward registry: `REWARD_FUNCTIONS`, `reward_function(s)` (built-in names or dotted paths);
+- the reward registry: `REWARD_FUNCTIONS`, `reward_target` (checks a name, imports nothing), `reward_function(s)`
+  (built-in names or dotted paths);
 - the dataset registry: `DATASET_LOADERS`, `register_dataset`, `resolve_dataset`, `load_prompt_dataset`,
   `DatasetOptions` (``testbed:math``, ``labels:PATH``, files, short names, hub ids, or your own).
 
@@ -19,7 +20,7 @@ _SOURCES = {
     "is_correct": ("dipo.core.brr", "is_correct"),
     **{name: ("dipo.engines.kit.datasets", name) for name in (
         "DATASET_LOADERS", "DatasetOptions", "load_prompt_dataset", "register_dataset", "resolve_dataset")},
-    **{name: ("dipo.engines.kit.rewards", name) for name in ("REWARD_FUNCTIONS", "reward_function", "reward_functions")},
+    **{name: ("dipo.engines.kit.rewards", name) for name in ("REWARD_FUNCTIONS", "reward_target", "reward_function", "reward_functions")},
     **{name: ("dipo.engines.kit.run_dir", name) for name in (
         "METRICS_FILE", "OPTIONAL_ROLLOUT_COLUMNS", "ROLLOUT_COLUMNS", "ROLLOUTS_DIR", "RunLog", "append_metrics",
         "rollout_path", "step_records", "truncate_metrics", "write_rollouts")},

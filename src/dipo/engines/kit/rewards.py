@@ -21,24 +21,38 @@ REWARD_FUNCTIONS: dict[str, str] = {
 }
 
 
-def reward_function(name: str) -> Callable:
-    """A built-in name (``REWARD_FUNCTIONS``) or a dotted path ``my_pkg.rewards:fn`` / ``my_pkg.rewards.fn``
-    (as ``trl grpo`` takes them; the current directory is importable, for a rewards module next to a config).
+def reward_target(name: str) -> tuple[str, str]:
+    """(module, function) a reward name stands for, without importing anything (so configs can check their
+    names before a model loads).
 
     Raises:
-        ValueError naming the reward when the name is unknown, the module cannot be imported or has no
-        such function.
+        ValueError naming the reward (with the closest built-in name) when it is neither a built-in name
+        nor a dotted path ``package.module:function`` / ``package.module.function``.
     """
+    from dipo._cli_util import unknown_message
+
     target = REWARD_FUNCTIONS.get(name, name)
     if ":" in target:
         module, _, attr = target.partition(":")
     elif "." in target:
         module, _, attr = target.rpartition(".")
     else:
-        raise ValueError(f"reward_funcs: unknown reward {name!r}; built-in rewards are {tuple(REWARD_FUNCTIONS)}, "
-                         "or give a dotted path 'my_pkg.rewards:fn'")
+        raise ValueError(f"reward_funcs: {unknown_message('reward', [name], REWARD_FUNCTIONS)}; built-in rewards "
+                         f"are {tuple(REWARD_FUNCTIONS)}, or give a dotted path 'my_pkg.rewards:fn'")
     if not module or not attr:
         raise ValueError(f"reward_funcs: {name!r} is not 'package.module:function'")
+    return module, attr
+
+
+def reward_function(name: str) -> Callable:
+    """A built-in name (``REWARD_FUNCTIONS``) or a dotted path ``my_pkg.rewards:fn`` / ``my_pkg.rewards.fn``
+    (as ``trl grpo`` takes them; the current directory is importable, for a rewards module next to a config).
+
+    Raises:
+        ValueError naming the reward when the name is unknown (`reward_target`), the module cannot be
+        imported or has no such function.
+    """
+    module, attr = reward_target(name)
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     try:

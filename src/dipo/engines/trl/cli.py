@@ -41,6 +41,7 @@ from dipo._cli_util import (
 from dipo._progress import quiet_progress
 from dipo.core.config import GROUP_RULES
 from dipo.engines.kit.datasets import DATASET_LOADERS
+from dipo.engines.kit.rewards import reward_target
 from dipo.engines.trl.config import METHOD_PRESETS, METHODS, DiPOConfig
 from dipo.engines.trl.data import REWARD_FUNCTIONS
 
@@ -116,10 +117,8 @@ class TrainScriptArguments:
                 setattr(self, name, None)
         if not self.reward_funcs:
             raise ValueError("reward_funcs: empty; name at least one reward function")
-        unknown = [r for r in self.reward_funcs if r not in REWARD_FUNCTIONS and not re.search(r"[.:]", r)]
-        if unknown:
-            raise ValueError(f"reward_funcs: {unknown_message('reward', unknown, REWARD_FUNCTIONS)}; built-in "
-                             f"rewards are {tuple(REWARD_FUNCTIONS)}, or give a dotted path 'my_pkg.rewards:fn'")
+        for name in self.reward_funcs:
+            reward_target(name)  # the registry's check (closest-name hint), before anything loads
         if self.testbed_size < 1:
             raise ValueError(f"testbed_size={self.testbed_size!r}: must be >= 1")
 
