@@ -90,6 +90,8 @@ CASES = [
      "--steps 999: run"),
     ("analyze-unknown-flag", T("analyze", "{tmp}/old_run", "--step", "1", "--titel", "x"), "did you mean --title?"),
     ("testbed-wrong-type", T("testbed", "--hidden_size", "big"), "invalid int value: 'big'"),
+    ("testbed-no-check-prompts", T("testbed", "--check", "--check-prompts", "0"), "--check-prompts 0: must be >= 1"),
+    ("demo-negative-jobs", T("demo", "--jobs", "-2", "--out", "{tmp}/d"), "--jobs -2: must be >= 0"),
     ("demo-unknown-method", T("demo", "--methods", "dapo,ppo", "--out", "{tmp}/d"), "--methods dapo,ppo"),
     ("demo-twice-into-one-folder", T("demo", "--out", "{tmp}/demo_out"), "not empty (a previous demo?)"),
     ("unknown-command", T("trian"), "unknown command trian (did you mean train?)"),

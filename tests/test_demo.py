@@ -44,11 +44,6 @@ def test_steps_done_counts_logged_training_steps(tmp_path):
     assert _steps_done(tmp_path) == 2
 
 
-def test_negative_jobs_is_refused(tmp_path, capsys):
-    assert main(["--jobs", "-1", "--out", str(tmp_path / "d")]) == 2
-    assert "--jobs -1" in capsys.readouterr().err and not (tmp_path / "d").exists()
-
-
 def test_ablation_overrides_reach_the_config(tmp_path):
     from dipo.engines.trl.cli import parse
 
