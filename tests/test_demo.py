@@ -66,3 +66,13 @@ def test_quick_demo_end_to_end(tmp_path, capsys, jobs):
         assert len(list((tmp_path / method / "rollouts").glob("step-*.parquet"))) == QUICK["max_steps"]
         assert (tmp_path / f"{method}.log").exists() == (jobs > 1)  # side by side: each run's console in a log
 
+
+
+def test_side_by_side_training_reports_each_failed_run_with_its_log(tmp_path):
+    """A run that fails in its worker process comes back as its exit code, its one-line error in its log."""
+    from dipo.demo import train_in_parallel
+
+    argv = train_argv(tmp_path / "no_such_model", "dapo", tmp_path / "dapo", schedule=QUICK)
+    runs = train_in_parallel({"dapo": argv}, tmp_path, jobs=1, max_steps=QUICK["max_steps"])
+    assert [(r.method, r.return_code) for r in runs] == [("dapo", 2)]
+    assert "no_such_model" in (tmp_path / "dapo.log").read_text()
