@@ -216,10 +216,10 @@ def load_probe_rows(spec: str, n: int, split: str, levels: list[int] | None, see
 
         return make_arith_tasks(n, seed=seed, levels=tuple(levels or (1,)), split=split), "arith"
     if spec in ("testbed:math", "testbed:tool"):
-        from dipo.testbed.tasks import ALL_LEVELS, LEVELS, make_math_tasks, make_tool_tasks
+        from dipo.testbed.tasks import LEVELS, RL_LEVELS, make_math_tasks, make_tool_tasks
 
-        if kind == "math":
-            return make_math_tasks(n, seed=seed, levels=tuple(levels or ALL_LEVELS), split=split), "math"
+        if kind == "math":  # by default the levels `dipo demo` trains on
+            return make_math_tasks(n, seed=seed, levels=tuple(levels or RL_LEVELS), split=split), "math"
         return make_tool_tasks(n, seed=seed, levels=tuple(levels or LEVELS), split=split), "tool"
     from dipo.data import load_math_dataset, load_toolrl_dataset
 
@@ -267,7 +267,8 @@ def _parser() -> ArgumentParser:
                         help="verifier reward name (math, tool_call, final_number, or a dotted path); "
                              "default follows the dataset")
     parser.add_argument("--split", default=None, help="split of the prompts: train for synthetic tasks, else test")
-    parser.add_argument("--levels", type=int, nargs="+", default=None, help="difficulty levels of synthetic tasks")
+    parser.add_argument("--levels", type=int, nargs="+", default=None,
+                        help="difficulty levels of synthetic tasks (testbed:math: the demo's, 1-3; tool: 1-5; arith: 1)")
     parser.add_argument("--confidence", type=float, default=0.95, help="PSD confidence (default 0.95)")
     parser.add_argument("--backend", choices=("auto", "transformers", "vllm"), default="auto",
                         help="sampler: vLLM when installed with a GPU (auto), or transformers generation")
