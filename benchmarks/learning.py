@@ -235,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(name, seed) for seed in args.seeds for name in variants]
     results: list[dict] = []
     started = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    from dipo._cli_util import die_with_parent
+
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=die_with_parent) as pool:  # a killed benchmark leaves no run training on
         futures = {pool.submit(run_one, model_dir, name, seed, args.runs_dir / f"{name}-seed{seed}", schedule,
                                args.learning_rate): (name, seed) for name, seed in jobs}
         for future in as_completed(futures):

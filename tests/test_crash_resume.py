@@ -65,3 +65,4 @@ def test_sigkill_mid_run_then_resume_last_is_bit_identical(tiny_model_dir, tmp_p
     want, got = _final_weights(reference), _final_weights(crashed)
     assert want.keys() == got.keys()
     assert all((want[k] == got[k]).all() for k in want), "resumed weights differ from the uninterrupted run"
+

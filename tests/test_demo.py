@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +79,38 @@ def test_side_by_side_training_reports_each_failed_run_with_its_log(tmp_path):
     runs = train_in_parallel({"dapo": argv}, tmp_path, jobs=1, max_steps=QUICK["max_steps"])
     assert [(r.method, r.return_code) for r in runs] == [("dapo", 2)]
     assert "no_such_model" in (tmp_path / "dapo.log").read_text()
+
+
+POOL_SCRIPT = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from dipo._cli_util import die_with_parent
+if __name__ == "__main__":
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent) as pool:
+        print(pool.submit(os.getpid).result(), flush=True)  # the one worker's pid
+        pool.submit(time.sleep, 120).result()
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return " Z " not in Path(f"/proc/{pid}/stat").read_text()  # a zombie has exited already
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_pool_workers_die_with_a_killed_parent(tmp_path):
+    """`dipo demo` and the learning benchmark run their training in pool workers: killing the parent
+    (SIGKILL, no chance to clean up) must not leave them training on."""
+    script = tmp_path / "pool.py"
+    script.write_text(POOL_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    assert _alive(worker)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(worker)

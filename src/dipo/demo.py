@@ -17,7 +17,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dipo._cli_util import ArgumentParser, UsageError, add_debug_flag, filter_known_warnings, run_cli
+from dipo._cli_util import (
+    ArgumentParser,
+    UsageError,
+    add_debug_flag,
+    die_with_parent,
+    filter_known_warnings,
+    run_cli,
+)
 from dipo.testbed.tasks import RL_LEVELS, RL_TEMPERATURE
 
 # The training schedule; both methods get exactly the same (QUICK for --quick)
@@ -87,7 +94,8 @@ def train_in_parallel(argvs: dict[str, list[str]], out: Path, jobs: int, max_ste
     from tqdm.auto import tqdm
 
     started, finished = time.perf_counter(), {}
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # die_with_parent: a killed demo leaves no run training on (each saves a checkpoint on the SIGTERM)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent) as pool:
         futures = {pool.submit(_train_logged, argv, out / f"{method}.log"): method for method, argv in argvs.items()}
         with tqdm(total=max_steps * len(argvs), unit="step", desc="training") as bar:
             pending = set(futures)
@@ -200,7 +208,8 @@ def demo(argv: list[str]) -> int:
         runs = train_in_parallel(argvs, out, jobs, schedule["max_steps"])
     for run in runs:
         if run.return_code != 0:
-            print(f"dipo demo: training {run.method} failed (exit code {run.return_code}; see "
+            what = "stopped" if run.return_code in (130, 143) else "failed"  # Ctrl-C / SIGTERM: checkpoint saved
+            print(f"dipo demo: training {run.method} {what} (exit code {run.return_code}; see "
                   f"{out / (run.method + '.log') if jobs > 1 else 'above'})", file=sys.stderr)
             return run.return_code
     print("[3/3] report ...", flush=True)
