@@ -36,8 +36,9 @@ FIGURES = [
      "the curves and their bands before reading an effect into them.", plots.entropy_figure),
     ("quadrants.png", "Perplexity quadrants and BRR firings",
      "Top: share of samples per quadrant (Correct/Error x Low/High log-PPL against tau*) per step. "
-     "Bottom: extreme groups BRR reallocated, cumulative (max-PPL reward on hard groups, max-PPL penalty "
-     "on easy groups).", plots.quadrants_figure),
+     "Bottom (when some method reallocated a group): extreme groups BRR reallocated, cumulative, one colour "
+     "per method (solid: max-PPL reward on hard groups; dashed: max-PPL penalty on easy groups); methods "
+     "that never fired are named in its title.", plots.quadrants_figure),
 ]
 
 # (run summary key, header, decimals)
