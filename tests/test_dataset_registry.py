@@ -113,3 +113,21 @@ def test_rows_without_prompts_are_refused_naming_the_setting():
         load_train(script(dataset_name="no_prompts"))
     with pytest.raises(ValueError, match=r"^heldout_dataset: dataset 'empty': no rows"):
         load_heldout(script(heldout_dataset="empty"))
+
+
+def test_dipo_eval_reads_classification_sets_through_the_registry(tmp_path):
+    """`dipo eval`'s testbed:risk is the registry's held-out split (200 cases, no SFT target), and labels:PATH
+    takes its label set and positive class through the registry's options."""
+    from argparse import Namespace
+
+    from dipo.eval.classification_cli import TESTBED_RISK_CASES, load_sets
+    from dipo.testbed.tasks import make_risk_tasks
+
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps({"case": f"Case {i}.", "y": ["low", "high"][i % 2]}) + "\n" for i in range(5)))
+    args = Namespace(text_field="case", label_field="y", label_set="low,high,medium", positive_label="high", limit=3)
+    sets = load_sets(["testbed:risk", f"labels:{cases}"], args)
+    expected = make_risk_tasks(TESTBED_RISK_CASES, seed=0, split="test")[:3]
+    assert [r["id"] for r in sets["risk"]] == [r["id"] for r in expected] and "completion" not in sets["risk"][0]
+    assert len(sets["cases"]) == 3 and sets["cases"][0]["positive_label"] == "high"
+    assert list(sets["cases"][0]["labels"]) == ["low", "high", "medium"]

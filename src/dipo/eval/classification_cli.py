@@ -38,20 +38,18 @@ def split_specs(specs: list[str]) -> tuple[list[str], list[str]]:
 
 
 def load_sets(specs: list[str], args) -> dict[str, list[dict]]:
-    """Benchmark name -> rows, loaded before any model (bad files fail in a second)."""
-    from dipo.data.labels import load_label_dataset
-    from dipo.testbed.tasks import make_risk_tasks
+    """Benchmark name -> rows (the test split), through the dataset registry like `dipo train`'s data,
+    loaded before any model (bad files fail in a second)."""
+    from dipo.engines.kit.datasets import DatasetOptions, load_prompt_dataset
 
+    labels = tuple(s.strip() for s in args.label_set.split(",")) if args.label_set else None
+    options = DatasetOptions(problem_field=args.text_field, answer_field=args.label_field, labels=labels,
+                             positive_label=args.positive_label,
+                             synthetic_size=4 * TESTBED_RISK_CASES)  # synthetic test split: a quarter of it
     sets = {}
     for spec in specs:
-        if spec == TESTBED_RISK:
-            sets["risk"] = make_risk_tasks(TESTBED_RISK_CASES, seed=0, split="test")[: args.limit]
-        else:
-            path = spec[len(LABELS_PREFIX):]
-            labels = [s.strip() for s in args.label_set.split(",")] if args.label_set else None
-            sets[Path(path).stem] = load_label_dataset(path, text_field=args.text_field, label_field=args.label_field,
-                                                       labels=labels, positive_label=args.positive_label,
-                                                       limit=args.limit, as_dataset=False)
+        name = "risk" if spec == TESTBED_RISK else Path(spec[len(LABELS_PREFIX):]).stem
+        sets[name] = load_prompt_dataset(spec, "test", options).to_list()[: args.limit]
     return sets
 
 

@@ -41,6 +41,10 @@ class DatasetOptions:
     synthetic_size: int = field(default=512, metadata={"help": "synthetic train rows; test: a quarter, at least 8"})
     levels: tuple[int, ...] = field(default=(1, 2, 3, 4, 5), metadata={"help": "synthetic difficulty levels"})
     reward_funcs: tuple[str, ...] = field(default=("math",), metadata={"help": "reward names: pick a file's format"})
+    labels: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "label set of classification rows (default: the distinct gold labels)"})
+    positive_label: str | None = field(
+        default=None, metadata={"help": "class of classification rows that precision/recall/F1 are reported for"})
 
 
 def _synthetic(make_rows: Callable, split: str, options: DatasetOptions) -> list[dict]:
@@ -82,7 +86,8 @@ def load_labels(name: str, split: str, options: DatasetOptions):
     """Classification rows from a file or hub id: text + label columns (``dipo.data.labels``)."""
     from dipo.data.labels import load_label_dataset
 
-    return load_label_dataset(name, text_field=options.problem_field, label_field=options.answer_field, split=split)
+    return load_label_dataset(name, text_field=options.problem_field, label_field=options.answer_field, split=split,
+                              labels=options.labels, positive_label=options.positive_label)
 
 
 def load_file_or_hub(name: str, split: str, options: DatasetOptions):
