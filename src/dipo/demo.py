@@ -1,9 +1,10 @@
-"""`dipo demo [--quick] [--out DIR]`: DAPO vs DiPO on the offline CPU testbed, with a report.
+"""`dipo demo [--quick] [--out DIR] [--jobs N]`: DAPO vs DiPO on the offline CPU testbed, with a report.
 
 Builds (or loads from the cache) the SFT-warm-started tiny model, trains DAPO and DiPO from it on
-the same prompts, seed and schedule with the TRL engine (`dipo train`), evaluates both on the
-held-out synthetic problems during and after training, and writes an HTML report (`dipo analyze`
-plots of both runs + a held-out table) into the run directory, whose path it prints.
+the same prompts, seed, sampling stream and schedule with the TRL engine (`dipo train`), side by
+side in one process each, evaluates both on the held-out synthetic problems during and after
+training, prints a held-out table and writes an HTML report (`dipo analyze` plots of both runs + the
+table) into the run directory, whose path it prints.
 """
 
 from __future__ import annotations
