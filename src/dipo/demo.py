@@ -108,14 +108,12 @@ def train_in_parallel(argvs: dict[str, list[str]], out: Path, jobs: int, max_ste
     return [DemoRun(m, out / m, finished[m], f.result()) for f, m in futures.items()]
 
 
-def heldout_rows(runs: list[DemoRun]) -> list[tuple[str, str, str, str, str]]:
+def heldout_rows(runs: list[DemoRun], loaded: list) -> list[tuple[str, str, str, str, str]]:
     """Per method: (name, held-out accuracy at the first evaluation, at the last, the change, training
-    seconds), as text."""
-    from dipo.analysis import load_run
-
+    seconds), as text; `loaded` holds each run's `dipo.analysis.load_run`, in the same order."""
     rows = []
-    for run in runs:
-        steps, acc = load_run(run.run_dir, run.method.upper()).series("eval/accuracy")
+    for run, data in zip(runs, loaded):
+        steps, acc = data.series("eval/accuracy")
         first = f"{acc[0]:.3f} (step {int(steps[0])})" if len(acc) else "–"
         last = f"{acc[-1]:.3f} (step {int(steps[-1])})" if len(acc) else "–"
         change = f"{acc[-1] - acc[0]:+.3f}" if len(acc) > 1 else "–"
@@ -124,25 +122,28 @@ def heldout_rows(runs: list[DemoRun]) -> list[tuple[str, str, str, str, str]]:
 
 
 HELDOUT_COLUMNS = ("method", "first evaluation", "final evaluation", "change", "training seconds")
-HELDOUT_NOTE = ("One seed: held-out mean@{k} on {n} problems, so a difference of a few points between methods is "
-                "within seed noise (benchmarks/learning.py pairs 8 seeds with confidence intervals).")
 
 
-def heldout_table(runs: list[DemoRun], schedule: dict = SCHEDULE) -> str:
-    """HTML table of `heldout_rows`, with what one seed can and cannot show."""
+def heldout_note(schedule: dict) -> str:
+    """What one seed can and cannot show, under both held-out tables."""
+    return (f"One seed: held-out mean@{schedule['heldout_k']} on {schedule['heldout_max_problems']} problems, so a "
+            "difference of a few points between methods is within seed noise (benchmarks/learning.py pairs 8 "
+            "seeds with confidence intervals).")
+
+
+def heldout_table(rows: list[tuple[str, ...]], schedule: dict = SCHEDULE) -> str:
+    """HTML table of `heldout_rows`, with `heldout_note`."""
     head = "".join(f"<th>{c}</th>" for c in HELDOUT_COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in heldout_rows(runs))
-    note = HELDOUT_NOTE.format(k=schedule["heldout_k"], n=schedule["heldout_max_problems"])
-    return f"<h2>Held-out accuracy</h2><table><tr>{head}</tr>{body}</table><p>{html.escape(note)}</p>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<h2>Held-out accuracy</h2><table><tr>{head}</tr>{body}</table><p>{html.escape(heldout_note(schedule))}</p>"
 
 
-def console_table(runs: list[DemoRun], schedule: dict = SCHEDULE) -> str:
-    """`heldout_rows` as aligned text for the terminal."""
-    rows = [HELDOUT_COLUMNS, *heldout_rows(runs)]
+def console_table(rows: list[tuple[str, ...]], schedule: dict = SCHEDULE) -> str:
+    """`heldout_rows` as aligned text for the terminal, with `heldout_note`."""
+    rows = [HELDOUT_COLUMNS, *rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HELDOUT_COLUMNS))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    note = HELDOUT_NOTE.format(k=schedule["heldout_k"], n=schedule["heldout_max_problems"])
-    return "\n".join(["held-out accuracy", *lines, note])
+    return "\n".join(["held-out accuracy", *lines, heldout_note(schedule)])
 
 
 def demo(argv: list[str]) -> int:
@@ -200,9 +201,9 @@ def demo(argv: list[str]) -> int:
         for i, method in enumerate(methods, start=1):
             print(f"[2/3] training {method.upper()} ({i}/{len(methods)}) ...", flush=True)
             t0 = time.perf_counter()
-            runs.append(DemoRun(method, out / method, 0.0, train_main(argvs[method])))
-            runs[-1].seconds = time.perf_counter() - t0
-            if runs[-1].return_code != 0:
+            code = train_main(argvs[method])
+            runs.append(DemoRun(method, out / method, time.perf_counter() - t0, code))
+            if code != 0:
                 break
     else:
         print(f"[2/3] training {', '.join(m.upper() for m in methods)} side by side ({jobs} processes; "
@@ -215,10 +216,11 @@ def demo(argv: list[str]) -> int:
                   f"{out / (run.method + '.log') if jobs > 1 else 'above'})", file=sys.stderr)
             return run.return_code
     print("[3/3] report ...", flush=True)
-    report = write_report([load_run(r.run_dir, r.method.upper()) for r in runs], out,
-                          title="dipo demo: DAPO vs DiPO on the CPU testbed",
-                          extra_html=heldout_table(runs, schedule))
-    print(console_table(runs, schedule))
+    loaded = [load_run(r.run_dir, r.method.upper()) for r in runs]  # each run's records read once
+    rows = heldout_rows(runs, loaded)
+    report = write_report(loaded, out, title="dipo demo: DAPO vs DiPO on the CPU testbed",
+                          extra_html=heldout_table(rows, schedule))
+    print(console_table(rows, schedule))
     print(f"done in {time.perf_counter() - started:.0f}s")
     print(report)
     return 0

@@ -120,7 +120,6 @@ def sft_warm_start(model_dir: Path, config: TestbedConfig, progress: bool = True
     from dipo._progress import quiet_progress
 
     torch.set_num_threads(config.num_threads)
-    datasets.disable_progress_bars()  # SFTTrainer's five dataset-preparation bars say nothing to a user
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     with tempfile.TemporaryDirectory() as scratch:
@@ -131,11 +130,16 @@ def sft_warm_start(model_dir: Path, config: TestbedConfig, progress: bool = True
             report_to="none", use_cpu=True, seed=config.seed, data_seed=config.seed, dataloader_num_workers=0,
             disable_tqdm=not progress,
         )
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(sft_rows(config)),
-                             processing_class=tokenizer)
+        bars_were_on = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()  # SFTTrainer's five dataset-preparation bars say nothing to a user
+        try:
+            trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(sft_rows(config)),
+                                 processing_class=tokenizer)
+        finally:  # datasets' bars are process-wide: leave them as the caller had them
+            if bars_were_on:
+                datasets.enable_progress_bars()
         quiet_progress(trainer)  # a bar, not a metric dict every 50 steps
         trainer.train()
-    datasets.enable_progress_bars()
     tokenizer.padding_side = "left"  # SFTTrainer switched it to the right; generation wants the left
     trainer.model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
