@@ -25,6 +25,19 @@ class Completion:
     truncated: bool
 
 
+def completion_from_ids(tokens: list[int], eos_ids: set[int], max_new_tokens: int, tokenizer: Any,
+                        pad_id: int | None = None) -> Completion:
+    """One sampled sequence's new token ids as a `Completion`: cut at the first end-of-sequence id (not
+    kept), trailing `pad_id` removed (unless it is an end-of-sequence id), `truncated` when no end came
+    within `max_new_tokens`."""
+    end = next((t for t, tok in enumerate(tokens) if tok in eos_ids), None)
+    kept = list(tokens) if end is None else list(tokens[:end])
+    while kept and pad_id is not None and kept[-1] == pad_id and pad_id not in eos_ids:
+        kept.pop()
+    return Completion(tokenizer.decode(kept, skip_special_tokens=True), len(kept),
+                      truncated=end is None and len(kept) >= max_new_tokens)
+
+
 def _sampling_kwargs(temperature: float, top_p: float) -> dict[str, Any]:
     if temperature < 0 or not 0 < top_p <= 1:
         raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {temperature}, {top_p}")
@@ -72,15 +85,8 @@ def generate_transformers(model: Any, tokenizer: Any, prompts: list[str], k: int
                                      pad_token_id=pad_id, **sampling).repeat_interleave(k // copies, dim=0)
             new_tokens = out[:, enc["input_ids"].shape[1]:].tolist()
             for i in range(len(chunk)):
-                samples = []
-                for tokens in new_tokens[i * k : (i + 1) * k]:
-                    end = next((t for t, tok in enumerate(tokens) if tok in eos_ids), None)
-                    kept = tokens if end is None else tokens[:end]
-                    while kept and kept[-1] == pad_id and pad_id not in eos_ids:
-                        kept = kept[:-1]
-                    samples.append(Completion(tokenizer.decode(kept, skip_special_tokens=True), len(kept),
-                                              truncated=end is None and len(kept) >= max_new_tokens))
-                results.append(samples)
+                results.append([completion_from_ids(tokens, eos_ids, max_new_tokens, tokenizer, pad_id)
+                                for tokens in new_tokens[i * k : (i + 1) * k]])
             bar.update(len(chunk))
         bar.close()
     finally:

@@ -27,6 +27,7 @@ from trl.models.utils import unwrap_model_for_generation
 from dipo.data import render_prompt
 from dipo.engines.kit import is_correct
 from dipo.eval import Completion, generate_transformers, mean_at_k, mean_pass_at_k
+from dipo.eval.generation import completion_from_ids
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,6 @@ def vllm_sampling(vllm_generation, sampling: HeldoutSampling):
             setattr(vllm_generation, name, value)
 
 
-def _completion(ids: list[int], eos_ids: set[int], max_new_tokens: int, tokenizer) -> Completion:
-    end = next((i for i, tok in enumerate(ids) if tok in eos_ids), None)
-    kept = list(ids) if end is None else list(ids[:end])
-    return Completion(tokenizer.decode(kept, skip_special_tokens=True), len(kept),
-                      truncated=end is None and len(kept) >= max_new_tokens)
-
-
 def generate_vllm(trainer, prompts: list[str], share: int, filler: str, per_call: int, sampling: HeldoutSampling,
                   progress: bool) -> list[list[Completion]]:
     """`sampling.k` completions per prompt from the trainer's vLLM engine, `per_call` prompts per call.
@@ -116,7 +110,7 @@ def generate_vllm(trainer, prompts: list[str], share: int, filler: str, per_call
             ids = tokenizer(padded, add_special_tokens=False)["input_ids"]
             _, completion_ids, _, _ = vllm_generation.generate([p for p in ids for _ in range(k)], None, k)
             for i in range(len(chunk)):
-                results.append([_completion(c, eos_ids, sampling.max_new_tokens, tokenizer)
+                results.append([completion_from_ids(c, eos_ids, sampling.max_new_tokens, tokenizer)
                                 for c in completion_ids[i * k:(i + 1) * k]])
             bar.update(len(chunk))
     bar.close()
