@@ -26,6 +26,7 @@ from dipo._cli_util import (
     filter_known_warnings,
     run_cli,
 )
+from dipo.engines.kit.run_dir import METRICS_FILE
 from dipo.testbed.tasks import RL_LEVELS, RL_TEMPERATURE
 
 # The training schedule; both methods get exactly the same (QUICK for --quick)
@@ -82,7 +83,7 @@ def _train_logged(argv: list[str], log_path: Path) -> int:
 def _steps_done(run_dir: Path) -> int:
     """Training steps logged so far in a run's metrics.jsonl (lines with a loss)."""
     try:
-        return (run_dir / "metrics.jsonl").read_text().count('"loss"')
+        return (run_dir / METRICS_FILE).read_text().count('"loss"')
     except OSError:
         return 0
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from dipo.engines.kit.run_dir import METRICS_FILE, ROLLOUTS_DIR
+from dipo.engines.kit.run_dir import CONFIG_FILE, METRICS_FILE, ROLLOUTS_DIR
 
 
 @dataclass
@@ -100,7 +100,7 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
     metrics_file = path / METRICS_FILE  # the run-directory schema is the engine kit's
     if not metrics_file.is_file():
         raise ValueError(f"{path}: not a run directory (no metrics.jsonl)")
-    config = _read_config(path / "config.yaml")
+    config = _read_config(path / CONFIG_FILE)
     return Run(path=path, label=label or str(config.get("method") or path.name), metrics=_read_metrics(metrics_file),
                rollouts=_read_rollouts(path / ROLLOUTS_DIR), config=config)
 

@@ -1,6 +1,6 @@
 """What every DiPO engine shares (TRL, verl, a user's own loop), on the floor beside the core.
 
-- run directory: `METRICS_FILE`, `ROLLOUTS_DIR`, `rollout_path`, `ROLLOUT_COLUMNS`, `METRIC_KEYS`,
+- run directory: `CONFIG_FILE`, `METRICS_FILE`, `ROLLOUTS_DIR`, `rollout_path`, `ROLLOUT_COLUMNS`, `METRIC_KEYS`,
   `step_records` (records assembled once) and `RunLog` (the writer) -- `dipo.analysis` reads what these write;
 - the checkpoint state file: `STATE_FILE`, `save_state`, `load_state`;
 - the correctness rule: `is_correct` (``verifier_reward >= r_max - 1e-6``, from the core);
@@ -22,7 +22,7 @@ _SOURCES = {
         "DATASET_LOADERS", "DatasetOptions", "load_prompt_dataset", "register_dataset", "resolve_dataset")},
     **{name: ("dipo.engines.kit.rewards", name) for name in ("REWARD_FUNCTIONS", "reward_target", "reward_function", "reward_functions")},
     **{name: ("dipo.engines.kit.run_dir", name) for name in (
-        "METRICS_FILE", "OPTIONAL_ROLLOUT_COLUMNS", "ROLLOUT_COLUMNS", "ROLLOUTS_DIR", "RunLog", "append_metrics",
+        "CONFIG_FILE", "METRICS_FILE", "OPTIONAL_ROLLOUT_COLUMNS", "ROLLOUT_COLUMNS", "ROLLOUTS_DIR", "RunLog", "append_metrics",
         "rollout_path", "step_records", "truncate_metrics", "write_rollouts")},
     **{name: ("dipo.engines.kit.state", name) for name in ("STATE_FILE", "load_state", "save_state")},
 }

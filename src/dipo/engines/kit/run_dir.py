@@ -1,6 +1,6 @@
 """The run directory every engine writes and `dipo analyze` reads: names, columns and the writer.
 
-Layout: `RUN/metrics.jsonl` (one JSON object per logged step: `step` plus metrics; DiPO's keys are
+Layout: `RUN/config.yaml` (the resolved config, where the engine writes one), `RUN/metrics.jsonl` (one JSON object per logged step: `step` plus metrics; DiPO's keys are
 `dipo.engines.kit.METRIC_KEYS`, the core's `STEP_METRIC_KEYS`) and `RUN/rollouts/step-000001.parquet`
 (one row per sample, `ROLLOUT_COLUMNS`; the TRL engine adds `OPTIONAL_ROLLOUT_COLUMNS`). Only the main process (the verl driver)
 writes; the records it gets are already gathered from every process. Imports no engine.
@@ -19,6 +19,7 @@ import numpy as np
 if TYPE_CHECKING:  # torch stays out of `dipo analyze`, which reads only the names below
     from dipo.core import DiPOStep
 
+CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 ROLLOUTS_DIR = "rollouts"
 ROLLOUT_COLUMNS = (

@@ -42,6 +42,7 @@ from dipo._progress import quiet_progress
 from dipo.core.config import GROUP_RULES
 from dipo.engines.kit.datasets import DATASET_LOADERS
 from dipo.engines.kit.rewards import reward_target
+from dipo.engines.kit.run_dir import CONFIG_FILE, METRICS_FILE, ROLLOUTS_DIR
 from dipo.engines.trl.config import METHOD_PRESETS, METHODS, DiPOConfig
 from dipo.engines.trl.data import REWARD_FUNCTIONS
 
@@ -393,7 +394,7 @@ def effective_settings(script: TrainScriptArguments, training: DiPOConfig, model
     return "\n".join(lines)
 
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "rollouts", "final")
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, ROLLOUTS_DIR, "final")
 
 
 def run_contents(run_dir: Path) -> list[str]:
@@ -599,7 +600,7 @@ def train(argv: list[str]) -> int:
             clear_run_dir(run_dir)
         trainer = build_trainer(script, training, model_args)
         if trainer.accelerator.is_main_process:
-            save_resolved_config(run_dir / "config.yaml", script, training, model_args)
+            save_resolved_config(run_dir / CONFIG_FILE, script, training, model_args)
             start = f"resuming from {resume}" if resume else "from scratch"
             print(f"dipo train: {training.method} on {script.dataset_name} ({len(trainer.train_dataset)} prompts), "
                   f"{start}; run directory {run_dir}", file=sys.stderr)
