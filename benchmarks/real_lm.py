@@ -79,29 +79,29 @@ def train_argv(cfg: dict, method: str, seed: int, model_dir: str, out_dir: Path)
 
 
 def summarize_run(run_dir: Path, seconds: float) -> dict:
-    """Numbers of one run from its metrics.jsonl and rollout records."""
-    import pyarrow.parquet as pq
+    """Numbers of one run from its metrics and rollout records (`dipo.analysis.load_run`)."""
+    from dipo.analysis import load_run
 
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    evals = [m for m in metrics if m.get("eval/accuracy") is not None]
-    train = [m for m in metrics if "dipo/frac_hard" in m]
-    rollouts = [pq.read_table(p).to_pandas() for p in sorted((run_dir / "rollouts").glob("step-*.parquet"))]
+    run = load_run(run_dir)
+    evals = run.series("eval/accuracy")[1]
     # every sampled group (dynamic sampling's dropped and refill rounds too): the mix the policy produces
-    groups = [r.groupby(["round", "group_id"] if "round" in r else "group_id")["reward"].mean() for r in rollouts]
-    accs = np.concatenate([g.to_numpy() for g in groups]) if groups else np.zeros(0)
-    fired = sum(int(r.groupby(["round", "group_id"] if "round" in r else "group_id")["fired"].any().sum())
-                for r in rollouts)
+    accs = run.groups["accuracy"].to_numpy()
+
+    def train_mean(key: str) -> float | None:
+        values = run.series(key)[1]
+        return float(values.mean()) if len(values) else None
+
     return {
-        "heldout_before": evals[0]["eval/accuracy"] if evals else None,
-        "heldout_after": evals[-1]["eval/accuracy"] if len(evals) > 1 else None,
-        "train_accuracy": float(np.mean([m["dipo/accuracy"] for m in train])) if train else None,
+        "heldout_before": float(evals[0]) if len(evals) else None,
+        "heldout_after": float(evals[-1]) if len(evals) > 1 else None,
+        "train_accuracy": train_mean("dipo/accuracy"),
         "groups_sampled": int(len(accs)),
         "frac_easy": float(np.mean(accs == 1)) if len(accs) else None,
         "frac_normal": float(np.mean((accs > 0) & (accs < 1))) if len(accs) else None,
         "frac_hard": float(np.mean(accs == 0)) if len(accs) else None,
-        "split_valid_rate": float(np.mean([m["dipo/split_valid"] for m in train])) if train else None,
-        "brr_fired_groups": fired,
-        "seconds_per_step": float(np.mean([m["step_time"] for m in train if "step_time" in m])) if train else None,
+        "split_valid_rate": train_mean("dipo/split_valid"),
+        "brr_fired_groups": int(run.groups["fired"].sum()),
+        "seconds_per_step": train_mean("step_time"),
         "wall_seconds": seconds,  # the whole run: model load, held-out evaluations, training
     }
 
