@@ -8,9 +8,8 @@ list[float | None]``. Functions are imported on first use, so the registry costs
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 from collections.abc import Callable
+from pathlib import Path
 
 # built-in name -> "module:function"
 REWARD_FUNCTIONS: dict[str, str] = {
@@ -46,19 +45,23 @@ def reward_target(name: str) -> tuple[str, str]:
 
 def reward_function(name: str) -> Callable:
     """A built-in name (``REWARD_FUNCTIONS``) or a dotted path ``my_pkg.rewards:fn`` / ``my_pkg.rewards.fn``
-    (as ``trl grpo`` takes them; the current directory is importable, for a rewards module next to a config).
+    (as ``trl grpo`` takes them). The module is imported from ``sys.path`` as it stands: reward code is
+    code the user chose to run, so dipo never adds the working directory behind their back (a
+    ``my_rewards.py`` beside a config is imported with ``PYTHONPATH=.``; docs/security.md).
 
     Raises:
         ValueError naming the reward when the name is unknown (`reward_target`), the module cannot be
         imported or has no such function.
     """
     module, attr = reward_target(name)
-    if os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())
     try:
         func = getattr(importlib.import_module(module), attr, None)
     except ImportError as exc:
-        raise ValueError(f"reward_funcs: {name!r}: cannot import {module!r} ({exc})") from None
+        top = module.split(".")[0]
+        beside = Path(top + ".py").is_file() or Path(top, "__init__.py").is_file()
+        hint = (f"; {top!r} is in the working directory, which is not on sys.path: dipo imports reward code only "
+                "from sys.path, run with PYTHONPATH=. to use it") if beside else ""
+        raise ValueError(f"reward_funcs: {name!r}: cannot import {module!r} ({exc}){hint}") from None
     if not callable(func):
         raise ValueError(f"reward_funcs: {name!r}: {module} has no function {attr!r}")
     return func
