@@ -357,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long", action="store_true",
                         help="long_horizon.md's benchmark: DAPO, DiPO, then the dose-response variants, seeds 0-7, "
                              "the pilot's step count -> benchmarks/results/learning_long (sets those defaults)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="do not add DAPO to the variants (Fig. 5's runs compare BRR's two rewards, not methods)")
     parser.add_argument("--commit", action="store_true",
                         help="git-commit the results file after every finished run, and reuse runs already in it")
     args = parser.parse_args(argv)
@@ -364,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         apply_protocol(args, parser, pilot=args.pilot)
     if min(args.jobs, args.prompts_per_step, args.steps, args.heldout, args.heldout_k) < 1:
         parser.error("--jobs, --prompts-per-step, --steps, --heldout and --heldout-k must be >= 1")
-    variants = list(dict.fromkeys([BASELINE, *args.methods]))
+    variants = list(dict.fromkeys(args.methods if args.no_baseline else [BASELINE, *args.methods]))
 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed

@@ -8,7 +8,7 @@ run's curves in its results JSON; this script only reads those files and draws (
 - Fig. 7 (log-PPL of right and wrong samples after DAPO and after DiPO), from `learning_long.json`;
 - Fig. 5 (entropy when training on BRR's rewards alone: max-PPL reward vs max-PPL penalty), from
   `mechanism_fig5.json`, trained by
-  `python benchmarks/learning.py --methods brr-reward brr-penalty --seeds 0 1 2 --eval-every 50 \
+  `python benchmarks/learning.py --methods brr-reward brr-penalty --no-baseline --seeds 0 1 2 \
       --runs-dir runs/mechanism_fig5 --out benchmarks/results/mechanism_fig5 --jobs 2 --commit`.
 
 Each figure is written as PNG + SVG with its data as JSON into benchmarks/results/mechanism/, and
