@@ -55,7 +55,7 @@ def test_core_config_carries_the_dipo_fields():
     ({"method": "dipo", "hard_groups": False, "easy_groups": False}, "hard_groups"),
     ({"overlong_buffer_length": 600, "max_completion_length": 512}, "overlong_buffer_length"),
     ({"use_transformers_continuous_batching": True}, "use_transformers_continuous_batching"),
-    ({"multi_objective_aggregation": "normalize_then_sum"}, "multi_objective_aggregation"),
+    ({"multi_objective_aggregation": "sum_then_average"}, "multi_objective_aggregation"),
 ])
 def test_invalid_values_name_the_field(kw, field):
     with pytest.raises(ValueError, match=rf"DiPOConfig\.{field}="):

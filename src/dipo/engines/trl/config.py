@@ -207,13 +207,26 @@ class DiPOConfig(GRPOConfig):
                 "use_transformers_continuous_batching",
                 "continuous batching returns no sampling log-probs, which PPL needs; use vLLM or plain generation",
             )
-        if self.multi_objective_aggregation != "sum_then_normalize":
-            raise self._bad(
-                "multi_objective_aggregation",
-                "the dipo engine sums the reward functions into one verifier reward; use 'sum_then_normalize'",
-            )
+        if self.multi_objective_aggregation not in ("sum_then_normalize", "normalize_then_sum"):
+            raise self._bad("multi_objective_aggregation", "must be 'sum_then_normalize' or 'normalize_then_sum'")
+
+    def _check_sampling_decoding(self) -> None:
+        """PPL needs the log-probs of the sampled tokens of each returned row; decoding that reorders or prunes
+        rows (beam search) breaks that, so it is refused here, before any model is loaded."""
+        kwargs = self.generation_kwargs or {}
+        for key in ("num_beams", "num_beam_groups", "best_of"):
+            value = kwargs.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 1:
+                raise ValueError(
+                    f"DiPOConfig.generation_kwargs[{key!r}]={value}: beam search reorders and prunes the candidate "
+                    "rows while it decodes, so the per-token log-probs recorded during generation no longer belong to "
+                    "the returned completions, and GRPO/DiPO need sampled groups; remove it (sampling, num_beams=1)")
+        if kwargs.get("use_beam_search"):
+            raise ValueError("DiPOConfig.generation_kwargs['use_beam_search']=True: vLLM's beam search returns no "
+                             "sampling log-probs for the returned rows; remove it (sampling)")
 
     def _check_after_trl(self) -> None:
+        self._check_sampling_decoding()  # after TRL parsed generation_kwargs (a JSON string on the command line)
         # TRL has resolved steps_per_generation by now. Dynamic sampling keeps or drops whole groups on
         # each rank, so every rank's generation batch must hold whole groups.
         local = self.per_device_train_batch_size * self.steps_per_generation

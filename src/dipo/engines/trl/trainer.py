@@ -32,7 +32,8 @@ from accelerate.utils import broadcast_object_list, gather_object
 from transformers import TrainerCallback
 from transformers.trainer_utils import rotate_checkpoints
 from trl import GRPOTrainer
-from trl.trainer.utils import RepeatSampler
+from datasets import IterableDataset
+from trl.trainer.utils import RepeatSampler, nanstd, repeat_iterable_dataset
 
 from dipo.core import (
     DiPO,
@@ -86,19 +87,25 @@ class DiPOTrainer(GRPOTrainer):
         that raises gives `r_min` and a counted warning instead of a dead run.
     """
 
-    def __init__(self, model, reward_funcs, args: DiPOConfig | None = None, train_dataset=None,
-                 eval_dataset=None, processing_class=None, heldout_dataset=None, **kwargs):
+    def __init__(self, model, reward_funcs=None, args: DiPOConfig | None = None, train_dataset=None,
+                 eval_dataset=None, processing_class=None, reward_processing_classes=None, callbacks=None,
+                 optimizers=(None, None), quantization_config=None, peft_config=None, tools=None, rollout_func=None,
+                 environment_factory=None, *, heldout_dataset=None):
+        # GRPOTrainer's parameters, in its order and with its defaults (tests/test_trl_dropin.py compares the
+        # signatures), plus the keyword-only `heldout_dataset`
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path
             args = DiPOConfig(output_dir=f"{str(name).split('/')[-1]}-DiPO")
         if not isinstance(args, DiPOConfig):
             raise TypeError(f"DiPOTrainer needs a DiPOConfig, got {type(args).__name__}")
-        funcs = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
-        funcs = [guard_reward(f, fallback=args.r_min) for f in funcs]
-        super().__init__(model=model, reward_funcs=funcs, args=args, train_dataset=train_dataset,
-                         eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
-        if args.dynamic_sampling and isinstance(self.train_dataset, torch.utils.data.IterableDataset):
-            raise ValueError("DiPOConfig.dynamic_sampling=True: refilling needs an indexable (map-style) train dataset")
+        if reward_funcs is not None:
+            funcs = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
+            reward_funcs = [guard_reward(f, fallback=args.r_min) for f in funcs]
+        super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
+                         eval_dataset=eval_dataset, processing_class=processing_class,
+                         reward_processing_classes=reward_processing_classes, callbacks=callbacks,
+                         optimizers=optimizers, quantization_config=quantization_config, peft_config=peft_config,
+                         tools=tools, rollout_func=rollout_func, environment_factory=environment_factory)
         self._check_vllm_server()
         self.correctness_funcs = resolve_correctness_funcs(args.correctness_reward_funcs, self.reward_func_names)
         self._log_correctness_funcs()
@@ -198,9 +205,10 @@ class DiPOTrainer(GRPOTrainer):
                            [self.reward_func_names[i] for i in infinite.any(dim=0).nonzero().flatten().tolist()])
             rewards_per_func = rewards_per_func.masked_fill(infinite, args.r_min)
         unscorable = torch.isnan(rewards_per_func).all(dim=1)
-        rewards = (rewards_per_func * self.reward_weights.cpu()).nansum(dim=1)  # TRL's training reward
-        rewards[unscorable] = args.r_min  # no function applied: count as a failure (TRL zeroes it too)
+        summed = (rewards_per_func * self.reward_weights.cpu()).nansum(dim=1)  # TRL's training reward
+        summed[unscorable] = args.r_min  # no function applied: count as a failure (TRL zeroes it too)
         verifier = verifier_rewards(rewards_per_func, self.correctness_funcs, args.r_min)
+        rewards = summed
         if args.method == "cde":
             weight = cde_weight(self.state.global_step, self.state.max_steps, args.cde_weight,
                                 args.cde_weight_schedule, args.cde_decay_fraction)
@@ -215,11 +223,20 @@ class DiPOTrainer(GRPOTrainer):
         group_ids = torch.arange(n) // self.num_generations
         # every round of a training step is one queue batch (the split sees all sampled groups)
         out = self.dipo.step(rewards, logppl, group_ids, verifier_rewards=verifier, new_batch=round_index == 0)
+        advantages = out.advantages
+        if args.multi_objective_aggregation == "normalize_then_sum":  # A(R) as TRL computes it; BRR's term as always
+            columns = torch.cat([rewards_per_func, (rewards - summed).unsqueeze(1)], dim=1)  # shaping: one more column
+            weights = torch.cat([self.reward_weights.cpu(), torch.ones(1)])
+            base = normalize_then_sum_advantages(columns, weights, self.num_generations)
+            base = base.masked_fill(unscorable, 0.0)
+            if not self.dipo.config.shaped_flat_groups:
+                base = base.masked_fill(out.verifier_flat.cpu(), 0.0)
+            advantages = base.to(out.extra_advantages.dtype) + out.extra_advantages.cpu()
 
         rank = self.accelerator.process_index
-        batch["advantages"] = out.advantages[rank * n_local:(rank + 1) * n_local].to(device)
+        batch["advantages"] = advantages[rank * n_local:(rank + 1) * n_local].to(device)
         self._logs["advantages"].clear()  # TRL logged its own advantages (the deque holds one round)
-        self._logs["advantages"].extend(out.advantages.tolist())
+        self._logs["advantages"].extend(advantages.tolist())
         realloc = out.realloc.rewards if args.method == "dipo" else None
         keep = dynamic_sampling_keep(verifier, group_ids, realloc)
         records = step_records(
@@ -312,19 +329,33 @@ class DiPOTrainer(GRPOTrainer):
         return next(self._refill_iter)
 
     def _refill_batches(self):
-        """Endless local generation batches of fresh prompts, in a permutation independent of the main one."""
-        sampler = RepeatSampler(
-            data_source=self.train_dataset, mini_repeat_count=self.num_generations,
-            batch_size=self.args.generation_batch_size // self.num_generations, repeat_count=1,
-            shuffle=True, seed=self.args.seed + 1,
-        )
+        """Endless local generation batches of fresh prompts, in an order independent of the main one: a
+        permutation seeded `seed + 1` of a map-style dataset, or, for a streaming (iterable) dataset, the
+        stream itself in a buffered shuffle seeded `seed + 1`, grouped as TRL groups the main stream. Both
+        are deterministic, so a resume replays `_refill_draws` batches to the same position, and accelerate
+        hands every rank its slice of the same global batch."""
+        dataset = self.train_dataset
+        batch_size = self.args.generation_batch_size // self.num_generations
+        if isinstance(dataset, IterableDataset):
+            dataset = repeat_iterable_dataset(dataset.shuffle(seed=self.args.seed + 1), self.num_generations,
+                                              batch_size=batch_size, repeat_count=1)
+            sampler_fn = None
+        else:
+            sampler = RepeatSampler(data_source=dataset, mini_repeat_count=self.num_generations,
+                                    batch_size=batch_size, repeat_count=1, shuffle=True, seed=self.args.seed + 1)
+            sampler_fn = lambda _: sampler  # noqa: E731
         loader = self._get_dataloader(
-            dataset=self.train_dataset, description="Refill",
+            dataset=dataset, description="Refill",
             batch_size=self.args.per_device_train_batch_size * self.args.steps_per_generation,
-            sampler_fn=lambda _: sampler, is_training=True,
+            sampler_fn=sampler_fn, is_training=True,
         )
         while True:
-            yield from loader
+            drawn = 0
+            for batch in loader:
+                drawn += 1
+                yield batch
+            if not drawn:
+                raise ValueError("dynamic sampling: the train dataset yields no prompts to refill from")
 
     # -- checkpoints and logs ---------------------------------------------------------------------
 
@@ -430,6 +461,25 @@ def _metrics_over_rounds(rounds: list[dict[str, float]]) -> dict[str, float]:
         else:
             out[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
     return out
+
+
+def normalize_then_sum_advantages(rewards_per_func: torch.Tensor, weights: torch.Tensor,
+                                  num_generations: int, eps: float = 1e-4) -> torch.Tensor:
+    """TRL's `multi_objective_aggregation="normalize_then_sum"` advantages, ``[N, F] -> [N]``.
+
+    Each reward function is normalised within its group, ``z_{i,k} = (r_{i,k} - mean_g(r_k)) / (std_g(r_k) + eps)``,
+    the weighted sum ``s_i = sum_k w_k z_{i,k}`` is normalised over the batch, ``A_i = (s_i - mean(s)) / (std(s) + eps)``
+    (NaN = the function does not apply: skipped; rows no function applies to get A = 0). Samples are
+    ordered group by group (``num_generations`` consecutive rows per group), as TRL orders them.
+    """
+    grouped = rewards_per_func.view(-1, num_generations, rewards_per_func.shape[1])
+    mean = torch.nanmean(grouped, dim=1, keepdim=True)
+    std = nanstd(grouped, dim=1, keepdim=True)
+    z = ((grouped - mean) / (std + eps)).view(-1, rewards_per_func.shape[1])
+    summed = (z * weights.unsqueeze(0)).nansum(dim=1)
+    summed[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+    spread = nanstd(summed) if summed.numel() > 1 else torch.zeros(())
+    return torch.nan_to_num((summed - torch.nanmean(summed)) / (spread + eps), nan=0.0)
 
 
 def _prompt_id(row: dict) -> str:
