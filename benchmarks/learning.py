@@ -348,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
     parser.add_argument("--temperature", type=float, default=RL_TEMPERATURE, help="RL sampling temperature")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="start from this model directory instead of the default testbed build (smoke tests)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/learning"), help="where run directories go")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learning"),
                         help="output path stem: writes STEM.json and STEM.md")
@@ -373,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dipo.testbed.build import build_testbed
 
-    model_dir = build_testbed()
+    model_dir = args.model or build_testbed()
     schedule = {**SCHEDULE, "max_steps": args.steps, "per_device_train_batch_size": 8 * args.prompts_per_step,
                 "heldout_eval_steps": args.eval_every, "heldout_max_problems": args.heldout,
                 "heldout_k": args.heldout_k, "temperature": args.temperature}

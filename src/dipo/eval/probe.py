@@ -223,9 +223,14 @@ def load_probe_rows(spec: str, n: int, split: str, levels: list[int] | None, see
         return make_tool_tasks(n, seed=seed, levels=tuple(levels or LEVELS), split=split), "tool"
     from dipo.data import load_math_dataset, load_toolrl_dataset
 
-    if "rlla" in spec or "tool" in Path(spec).parts:
-        return load_toolrl_dataset(spec, limit=n, as_dataset=False), "tool"
-    return load_math_dataset(spec, limit=n, split=split, as_dataset=False), "math"
+    from dipo.engines.kit.datasets import with_name_hint
+
+    try:
+        if "rlla" in spec or "tool" in Path(spec).parts:
+            return load_toolrl_dataset(spec, limit=n, as_dataset=False), "tool"
+        return load_math_dataset(spec, limit=n, split=split, as_dataset=False), "math"
+    except FileNotFoundError as err:
+        raise with_name_hint(err, spec) from None
 
 
 def reward_function(name: str):

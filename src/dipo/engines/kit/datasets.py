@@ -149,6 +149,17 @@ def resolve_dataset(spec: str) -> tuple[DatasetLoader, str]:
     return DEFAULT_LOADER, spec
 
 
+def with_name_hint(err: Exception, spec: str) -> Exception:
+    """``err`` (a dataset that could not be found) with the closest registered name appended when ``spec``
+    looks like a misspelt one (``testbed`` -> ``did you mean testbed:math?``); ``err`` itself otherwise."""
+    from dipo._cli_util import closest
+
+    names = [name for name in DATASET_LOADERS if not name.endswith(":")]
+    family = [name for name in names if name.startswith(spec + ":")]  # `testbed`: the family's first task
+    guess = family[0] if family else closest(spec, names)
+    return type(err)(f"{err} (did you mean {guess}?)") if guess and guess != spec else err
+
+
 def load_prompt_dataset(spec: str, split: str, options: DatasetOptions | None = None):
     """Rows of ``spec`` as a ``datasets.Dataset`` with a ``prompt`` column, through the registry.
 
@@ -158,7 +169,10 @@ def load_prompt_dataset(spec: str, split: str, options: DatasetOptions | None = 
     from datasets import Dataset
 
     loader, name = resolve_dataset(spec)
-    data = loader(name, split, options or DatasetOptions())
+    try:
+        data = loader(name, split, options or DatasetOptions())
+    except FileNotFoundError as err:
+        raise with_name_hint(err, spec) from None
     if not isinstance(data, Dataset):
         data = Dataset.from_list(list(data))
     if len(data) == 0:
