@@ -224,15 +224,20 @@ def fig5(results: dict, out: Path) -> dict | None:
             if not steps:
                 continue
             mean, half = mean_band(rows)
-            ax.plot(steps, mean, color=color, alpha=0.2, lw=0.8)
             ax.plot(steps, smooth(mean), color=color, label=f"{label}, {len(runs)} seeds")
-            ax.fill_between(steps, smooth(mean - half), smooth(mean + half), color=color, alpha=0.15)
+            if curve == "entropy":  # spans 0.1 to 4 nats: log scale, each seed drawn (a t band would go below 0)
+                for row in rows:
+                    ax.plot(steps, smooth(np.array(row)), color=color, alpha=0.3, lw=0.8)
+                ax.set_yscale("log")
+            else:
+                ax.plot(steps, mean, color=color, alpha=0.2, lw=0.8)
+                ax.fill_between(steps, smooth(mean - half), smooth(mean + half), color=color, alpha=0.15)
             entry[curve] = {"steps": steps, "mean": mean.tolist(), "half_width": half.tolist()}
             entry[f"{curve}_change"] = t_summary([np.nanmean(row[-10:]) - row[0] for row in rows])
         data[c] = entry
-    ent_ax.set_title("policy token entropy", fontsize=10)
+    ent_ax.set_title("policy token entropy (mean over seeds; thin: each seed)", fontsize=10)
     ent_ax.set_ylabel("entropy (nats)")
-    acc_ax.set_title("maths accuracy of the training samples (logged, weight 0)", fontsize=10)
+    acc_ax.set_title("maths accuracy of the training samples (logged, weight 0; 95% band)", fontsize=10)
     acc_ax.set_ylabel("accuracy")
     for ax in (ent_ax, acc_ax):
         ax.set_xlabel("training step")
