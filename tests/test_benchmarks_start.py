@@ -75,3 +75,18 @@ def test_learning_and_mechanism_start_and_finish(learning_output):
     _run("mechanism.py", smallest_mode("mechanism.py", learning_output, "m"))
     figures = sorted(p.name for p in (learning_output / "mech").glob("*.png"))
     assert figures == ["fig1_group_kinds.png", "fig7_ppl_after_training.png"]
+
+
+def test_gpu_check_dry_run_runs_every_step_on_cpu(tmp_path):
+    """benchmarks/gpu_check.sh --dry-run: the GPU script's steps at toy size, so it is known to start
+    before a GPU is ever lent."""
+    env = {**os.environ, "OUT": str(tmp_path), "OMP_NUM_THREADS": "1", "PYTHON": sys.executable,
+           "DIPO_GPU_STAGE": str(tmp_path / "stage")}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())["steps"]
+    assert {k: summary[k] for k in ("machine", "step_overhead", "real_lm")} == dict.fromkeys(
+        ("machine", "step_overhead", "real_lm"), "ok"), summary
+    assert json.loads((tmp_path / "machine.json").read_text())["bf16_matmul_tflops"] > 0
+    assert json.loads((tmp_path / "step_overhead.json").read_text())
