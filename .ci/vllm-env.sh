@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the vLLM environment (.venv-vllm: vLLM's CPU build, which pins torch 2.13.0+cpu and
-# transformers < 5.18) and runs tests/vllm in it, none skipped: DiPOTrainer with use_vllm=True for real.
+# transformers < 5.18) and runs tests/vllm_engine in it, none skipped: DiPOTrainer with use_vllm=True for real.
 # Usage: bash .ci/vllm-env.sh            (VENV=/path/to/venv to build elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +19,4 @@ PY="$VENV/bin/python"
 # (`operator torchvision::nms does not exist`, `libnvrtc.so.13`); text models need none of them
 "$PY" -m pip uninstall -y -q torchvision torchaudio torchcodec
 
-"$PY" -m pytest tests/vllm -m "slow or not slow" -p no:cacheprovider -rs "$@"
+"$PY" -m pytest tests/vllm_engine -m "slow or not slow" -p no:cacheprovider -rs "$@"
