@@ -141,17 +141,17 @@ def fig1(results: dict, out: Path) -> dict | None:
     for kind in ("easy", "normal", "hard"):
         steps, rows = _aligned(runs, "group_kinds", kind)
         mean, half = mean_band(rows)
-        sm = smooth(mean)
+        sm, sm_half = mean_band([smooth(np.array(row)) for row in rows])  # band over the seeds' smoothed curves
         left.plot(steps, mean, color=colors[kind], alpha=0.2, lw=0.8)
         left.plot(steps, sm, color=colors[kind], label=f"{kind} groups")
-        left.fill_between(steps, smooth(mean - half), smooth(mean + half), color=colors[kind], alpha=0.15)
+        left.fill_between(steps, sm - sm_half, sm + sm_half, color=colors[kind], alpha=0.15)
         data["kinds"][kind] = {"steps": steps, "mean": mean.tolist(), "half_width": half.tolist()}
     left.set_xlabel("training step")
     left.set_ylabel("share of sampled groups")
-    left.set_title(f"DAPO: group kinds per step ({len(runs)} seeds, mean and 95% band)", fontsize=10)
+    left.set_title(f"DAPO: group kinds per step ({len(runs)} seeds; smoothed mean, 95% band over seeds)", fontsize=10)
     left.legend(fontsize=8)
     right, wrong = _late(runs)
-    bins = np.linspace(min(right.min(initial=0), wrong.min(initial=0)), max(right.max(initial=1), wrong.max(initial=1)), 40)
+    bins = np.linspace(0.0, float(np.quantile(np.concatenate([right, wrong]), 0.995)), 40)  # the top 0.5% off-scale
     tau = float(np.nanmean([_late_threshold(r) for r in runs]))
     last = runs[0]["curves"]["late_logppl"]
     _histograms(right_ax, right, wrong, bins, f"DAPO, steps {last['first_step']}-{last['last_step']}", tau)
@@ -175,7 +175,7 @@ def fig7(results: dict, out: Path) -> dict | None:
         return None
     pooled = {m: _late(_runs(results, m)) for m in methods}
     everything = np.concatenate([x for pair in pooled.values() for x in pair])
-    bins = np.linspace(everything.min(), everything.max(), 40)
+    bins = np.linspace(everything.min(), float(np.quantile(everything, 0.995)), 40)  # the top 0.5% off-scale
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True, sharey=True)
     data = {}
     for ax, m in zip(axes, methods):
@@ -230,8 +230,9 @@ def fig5(results: dict, out: Path) -> dict | None:
                     ax.plot(steps, smooth(np.array(row)), color=color, alpha=0.3, lw=0.8)
                 ax.set_yscale("log")
             else:
+                sm, sm_half = mean_band([smooth(np.array(row)) for row in rows])
                 ax.plot(steps, mean, color=color, alpha=0.2, lw=0.8)
-                ax.fill_between(steps, smooth(mean - half), smooth(mean + half), color=color, alpha=0.15)
+                ax.fill_between(steps, sm - sm_half, sm + sm_half, color=color, alpha=0.15)
             entry[curve] = {"steps": steps, "mean": mean.tolist(), "half_width": half.tolist()}
             entry[f"{curve}_change"] = t_summary([np.nanmean(row[-10:]) - row[0] for row in rows])
         data[c] = entry
