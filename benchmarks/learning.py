@@ -115,7 +115,9 @@ def run_one(model_dir: Path, name: str, seed: int, run_dir: Path, schedule: dict
     torch.set_num_threads(1)  # one thread per run: on a small CPU, parallel runs beat threads
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # `mechanism:always_wrong` and friends (Fig. 5)
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:  # `mechanism:always_wrong` and friends (Fig. 5); a worker runs several runs
+        sys.path.insert(0, here)
     from dipo.analysis import load_run, summarize
     from dipo.demo import train_argv
     from dipo.engines.trl.cli import main as train_main
@@ -164,10 +166,12 @@ def run_curves(run) -> dict:
         curves["group_kinds"] = {"steps": [int(x) for x in shares.index],
                                  **{k: _floats(shares[k]) if k in shares else [0.0] * len(shares)
                                     for k in ("easy", "normal", "hard")}}
+    from dipo.core import is_correct
+
     rollouts = run.rollouts
     if len(rollouts):
         late = rollouts[rollouts["step"] > rollouts["step"].max() - LATE_STEPS]
-        right = late["reward"] > 0.5 if "correct" not in late else late["correct"].astype(bool)
+        right = is_correct(late["reward"].to_numpy())  # the project's one correctness rule (verifier reward)
         curves["late_logppl"] = {"first_step": int(late["step"].min()), "last_step": int(late["step"].max()),
                                  "right": _floats(late.loc[right, "logppl"]),
                                  "wrong": _floats(late.loc[~right, "logppl"])}
@@ -300,7 +304,22 @@ def apply_protocol(args, parser, pilot: bool) -> None:
     decision = json.loads(path.read_text()).get("decision") or pilot_decision(json.loads(path.read_text()))
     args.steps, args.out, args.runs_dir = decision["run_length"], Path("benchmarks/results/learning_long"), \
         Path("runs/learning_long")
-    args.methods = LONG_METHODS
+    args.methods = LONG_METHODS + no_psd_variant(args.out, args.seeds)
+
+
+ALPHA_VARIANTS = {"dipo": "0.1", "dipo-a0.3": "0.3", "dipo-a1": "1.0"}
+
+
+def no_psd_variant(out: Path, seeds: list[int]) -> list[str]:
+    """long_horizon.md's last dose-response run: `use_psd=false` at the alpha with the highest mean
+    Δ final accuracy to DAPO, chosen once every alpha variant has run on every seed (until then, none)."""
+    path = out.with_suffix(".json")
+    runs = json.loads(path.read_text()).get("runs", []) if path.is_file() else []
+    ran = {(r["variant"], r["seed"]) for r in runs}
+    if not all((v, s) in ran for v in [BASELINE, *ALPHA_VARIANTS] for s in seeds):
+        return []
+    gains = {v: paired_difference(runs, v, BASELINE, "final_eval_accuracy")["mean"] for v in ALPHA_VARIANTS}
+    return [f"dipo-nopsd-a{ALPHA_VARIANTS[max(gains, key=gains.get)]}"]
 
 
 def earlier_results(out: Path, settings: dict) -> list[dict]:

@@ -9,4 +9,6 @@ python benchmarks/learning.py --pilot --jobs "$JOBS" --commit
 python benchmarks/learning.py --methods brr-reward brr-penalty --no-baseline --seeds 0 1 2 --jobs "$JOBS" \
     --runs-dir runs/mechanism_fig5 --out benchmarks/results/mechanism_fig5 --commit
 python benchmarks/learning.py --long --jobs "$JOBS" --commit
+# once every alpha has run on every seed, the second pass adds use_psd=false at the best alpha
+python benchmarks/learning.py --long --jobs "$JOBS" --commit
 python benchmarks/mechanism.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -84,3 +85,24 @@ def test_results_tables_name_the_primary_comparison(bench, tmp_path):
     payload = json.loads((tmp_path / "learning.json").read_text())
     assert [p["metric"] for p in payload["paired"]] == bench.PAIRED_METRICS
     assert payload["paired"][0]["differences"] == pytest.approx([0.03] * 3)
+
+
+def test_plateau_rule_on_the_committed_pilot_numbers(bench):
+    """long_horizon.md's rule on the pilot's mean accuracies: P = 300 (nothing later beats its 3-point
+    average by a point), L = P + 150 = 450; a curve still climbing at the end gets the full length."""
+    steps = list(range(0, 550, 50))
+    pilot = [0.469, 0.579, 0.578, 0.578, 0.593, 0.576, 0.593, 0.611, 0.589, 0.593, 0.594]
+    assert bench.plateau_length(steps, pilot, max_steps=500) == (300, 450)
+    assert bench.plateau_length(steps, [0.4 + 0.02 * i for i in range(11)], max_steps=500) == (None, 500)
+
+
+def test_no_psd_runs_at_the_best_alpha_once_every_alpha_ran(bench, tmp_path):
+    gains = {"dapo": 0.0, "dipo": 0.01, "dipo-a0.3": 0.03, "dipo-a1": -0.02}
+    runs = [{"variant": v, "seed": s, "final_eval_accuracy": 0.5 + g + 0.001 * s} for v, g in gains.items()
+            for s in (0, 1)]
+    out = tmp_path / "long"
+    out.with_suffix(".json").write_text(json.dumps({"runs": runs[:-1]}))  # dipo-a1 seed 1 still missing
+    assert bench.no_psd_variant(out, [0, 1]) == []
+    out.with_suffix(".json").write_text(json.dumps({"runs": runs}))
+    assert bench.no_psd_variant(out, [0, 1]) == ["dipo-nopsd-a0.3"]
+    assert "dipo-nopsd-a0.3" in bench.VARIANTS
