@@ -222,7 +222,6 @@ def load_probe_rows(spec: str, n: int, split: str, levels: list[int] | None, see
             return make_math_tasks(n, seed=seed, levels=tuple(levels or RL_LEVELS), split=split), "math"
         return make_tool_tasks(n, seed=seed, levels=tuple(levels or LEVELS), split=split), "tool"
     from dipo.data import load_math_dataset, load_toolrl_dataset
-
     from dipo.engines.kit.datasets import with_name_hint
 
     try:

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate.utils import broadcast_object_list, gather_object
+from datasets import IterableDataset
 from transformers import TrainerCallback
 from transformers.trainer_utils import rotate_checkpoints
 from trl import GRPOTrainer
-from datasets import IterableDataset
 from trl.trainer.utils import RepeatSampler, nanstd, repeat_iterable_dataset
 
 from dipo.core import (
