@@ -4,6 +4,7 @@ dynamic sampling fills each rank's batch from whole groups, and checkpoints are 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,8 @@ CHILD = textwrap.dedent('''
 
     trainer = make_trainer(sys.argv[1], sys.argv[2], reward=reward, method="dapo", max_steps=2,
                            save_strategy="steps", save_steps=1, save_total_limit=1)
+    if sys.argv[4] == "diverge" and trainer.accelerator.process_index == 1:
+        trainer.dipo.queue.push([1.0], [True])  # rank 1's queue no longer matches rank 0's
     trainer.train()
     rank = trainer.accelerator.process_index
     assert trainer.accelerator.num_processes == 2
@@ -32,14 +35,25 @@ CHILD = textwrap.dedent('''
 
 
 @pytest.mark.slow
-def test_two_processes_share_one_queue(tiny_model_dir, tmp_path):
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_two_ranks(tiny_model_dir, tmp_path, mode: str) -> tuple[Path, subprocess.CompletedProcess]:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
-           str(script), str(tiny_model_dir), str(out), str(Path(__file__).parent)]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           str(script), str(tiny_model_dir), str(out), str(Path(__file__).parent), mode]
+    return out, subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_queue(tiny_model_dir, tmp_path):
+    out, result = _run_two_ranks(tiny_model_dir, tmp_path, "same")
     assert result.returncode == 0, result.stderr[-3000:]
 
     queues = [np.load(out / f"queue-rank{r}.npz") for r in (0, 1)]
@@ -56,3 +70,11 @@ def test_two_processes_share_one_queue(tiny_model_dir, tmp_path):
     metrics = [m for m in read_metrics(out) if "loss" in m]
     assert [m["step"] for m in metrics] == [1, 2]
     assert metrics[-1]["dipo/queue_size"] == len(queues[0]["logppl"])
+
+
+@pytest.mark.slow
+def test_ranks_whose_queues_differ_stop_at_the_first_step(tiny_model_dir, tmp_path):
+    out, result = _run_two_ranks(tiny_model_dir, tmp_path, "diverge")
+    assert result.returncode != 0
+    assert "DiPO: ranks disagree on the PPL queue / BRR decisions at step 1 round 0" in result.stderr
+    assert not (out / "checkpoint-1").exists()

@@ -581,6 +581,17 @@ def dry_run(script, training, model_args) -> int:
     return 0
 
 
+def warn_single_cpu_launch(num_processes: int) -> None:
+    """`accelerate launch --cpu --num_processes N` runs ONE process: with `--cpu`, accelerate (1.16) takes its
+    simple launcher, which sets MASTER_ADDR for N > 1 but starts no torchrun. Say so rather than train on one."""
+    env = os.environ
+    if num_processes == 1 and env.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_ADDR" in env \
+            and "WORLD_SIZE" not in env:
+        print("dipo train: warning: accelerate launch --cpu started 1 process; for several CPU processes use "
+              "`accelerate launch --multi_gpu --num_processes N` with use_cpu: true (gloo; docs/trl.md)",
+              file=sys.stderr)
+
+
 def train(argv: list[str]) -> int:
     filter_known_warnings()
     script, training, model_args = parse(argv)
@@ -602,8 +613,10 @@ def train(argv: list[str]) -> int:
         if trainer.accelerator.is_main_process:
             save_resolved_config(run_dir / CONFIG_FILE, script, training, model_args)
             start = f"resuming from {resume}" if resume else "from scratch"
+            ranks = trainer.accelerator.num_processes
             print(f"dipo train: {training.method} on {script.dataset_name} ({len(trainer.train_dataset)} prompts), "
-                  f"{start}; run directory {run_dir}", file=sys.stderr)
+                  f"{start}{f', {ranks} processes' if ranks > 1 else ''}; run directory {run_dir}", file=sys.stderr)
+            warn_single_cpu_launch(ranks)
         interrupt = GracefulInterrupt()
         trainer.add_callback(interrupt)
         try:

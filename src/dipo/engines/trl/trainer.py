@@ -223,6 +223,8 @@ class DiPOTrainer(GRPOTrainer):
         group_ids = torch.arange(n) // self.num_generations
         # every round of a training step is one queue batch (the split sees all sampled groups)
         out = self.dipo.step(rewards, logppl, group_ids, verifier_rewards=verifier, new_batch=round_index == 0)
+        if self.accelerator.num_processes > 1:
+            self._check_ranks_agree(out, step, round_index)
         advantages = out.advantages
         if args.multi_objective_aggregation == "normalize_then_sum":  # A(R) as TRL computes it; BRR's term as always
             columns = torch.cat([rewards_per_func, (rewards - summed).unsqueeze(1)], dim=1)  # shaping: one more column
@@ -249,6 +251,21 @@ class DiPOTrainer(GRPOTrainer):
         if not args.dynamic_sampling:
             records["kept"][:] = True
         return _Round(batch, keep, records, out.metrics)
+
+    def _check_ranks_agree(self, out, step: int, round_index: int) -> None:
+        """Every rank runs DiPO's step on the same gathered batch, so its PPL queue, split and BRR decisions
+        must be bitwise equal on all ranks; if not, the ranks would train on different advantages without a
+        sign. One small all-gather of a digest per round; a difference ends the run naming step and ranks."""
+        digest = hashlib.sha1()
+        for array in (self.dipo.queue.logppl, self.dipo.queue.correct, out.advantages, out.realloc.rewards,
+                      out.realloc.fired, out.realloc.chosen, np.array([out.split.threshold, out.split.valid])):
+            digest.update(np.ascontiguousarray(array.cpu().numpy() if torch.is_tensor(array) else array).tobytes())
+        digests = gather_object([digest.hexdigest()])
+        if len(set(digests)) > 1:
+            groups = {d: [r for r, x in enumerate(digests) if x == d] for d in dict.fromkeys(digests)}
+            raise RuntimeError(f"DiPO: ranks disagree on the PPL queue / BRR decisions at step {step} round "
+                               f"{round_index} (ranks grouped by state: {list(groups.values())}); every rank must "
+                               "hold the same DiPO state and settings (same config, same checkpoint)")
 
     def _rollout_stats(self, rollout: _Rollout):
         """Per local sample: completion length (model tokens), log-PPL from the rollout log-probs, truncation."""
