@@ -99,26 +99,37 @@ def test_queue_holds_every_round_of_a_step_as_one_batch(tiny_model_dir, tmp_path
     assert last["dipo/fired_hard"] + last["dipo/fired_easy"] == fired.sum()  # summed over the step's rounds
 
 
-def test_vllm_server_with_raw_logprobs_is_a_config_error():
-    from types import SimpleNamespace
+def test_vllm_server_with_raw_logprobs_or_a_cpu_trainer_is_a_config_error(monkeypatch):
+    """Checked before TRL connects (a real server: tests/vllm_engine/test_vllm_server.py)."""
+    import trl.generation.vllm_client as vllm_client
 
-    from dipo.engines.trl import DiPOTrainer
-    from dipo.engines.trl.config import check_vllm_server_logprobs
+    from dipo.engines.trl import DiPOConfig
+    from dipo.engines.trl.config import check_vllm_server, check_vllm_server_logprobs
 
     check_vllm_server_logprobs("processed_logprobs")
     for mode in ("raw_logprobs", "raw_logits", None):
         with pytest.raises(ValueError, match="--logprobs-mode processed_logprobs"):
             check_vllm_server_logprobs(mode)
 
-    def fake_trainer(mode):
-        client = SimpleNamespace(get_server_info=lambda: {"model_config": {"logprobs_mode": mode}})
-        return SimpleNamespace(use_vllm=True, args=SimpleNamespace(vllm_mode="server"),
-                               accelerator=SimpleNamespace(is_main_process=True),
-                               vllm_generation=SimpleNamespace(vllm_client=client))
+    seen = {}
 
-    DiPOTrainer._check_vllm_server(fake_trainer("processed_logprobs"))
+    class FakeClient:
+        def __init__(self, base_url, connection_timeout):
+            seen.update(url=base_url, timeout=connection_timeout)
+
+        def get_server_info(self):
+            return {"model_config": {"logprobs_mode": seen["mode"]}}
+
+    monkeypatch.setattr(vllm_client, "VLLMClient", FakeClient)
+    args = DiPOConfig(output_dir="unused", use_vllm=True, vllm_mode="server", vllm_server_port=8123,
+                      vllm_server_timeout=5, use_cpu=True, report_to=[])
+    seen["mode"] = "raw_logprobs"
     with pytest.raises(ValueError, match="raw_logprobs"):
-        DiPOTrainer._check_vllm_server(fake_trainer("raw_logprobs"))
+        check_vllm_server(args)
+    assert seen["url"].endswith(":8123") and seen["timeout"] == 5
+    seen["mode"] = "processed_logprobs"
+    with pytest.raises(ValueError, match="needs a CUDA trainer"):
+        check_vllm_server(args)
 
 
 def test_cde_bonus_ranks_an_all_wrong_group_by_perplexity(tiny_model_dir, tmp_path):

@@ -250,6 +250,21 @@ class DiPOConfig(GRPOConfig):
         return CoreDiPOConfig(**fields_, scale=scale, reallocate=self.method == "dipo")
 
 
+def check_vllm_server(args: DiPOConfig) -> None:
+    """vLLM server mode, checked on every rank before TRL connects: the server's log-probs must be the sampling
+    policy's (`check_vllm_server_logprobs`), and the trainer needs CUDA, because TRL 1.16 syncs weights into
+    the server with vLLM's NCCL weight-transfer engine (`VLLMClient.init_communicator` refuses other devices)."""
+    import torch
+    from trl.generation.vllm_client import VLLMClient
+
+    url = args.vllm_server_base_url or f"http://{args.vllm_server_host}:{args.vllm_server_port}"
+    client = VLLMClient(base_url=url, connection_timeout=args.vllm_server_timeout)  # waits for the server
+    check_vllm_server_logprobs(client.get_server_info()["model_config"].get("logprobs_mode"))
+    if args.use_cpu or not torch.cuda.is_available():
+        raise ValueError("vllm_mode='server' needs a CUDA trainer: TRL 1.16 syncs weights into the server over "
+                         "vLLM's NCCL weight-transfer engine; on CPU use vllm_mode='colocate' (docs/trl.md)")
+
+
 def check_vllm_server_logprobs(logprobs_mode: str | None) -> None:
     """Refuse a vLLM server whose log-probs are not the sampling policy's (a config error, not a warning).
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate.utils import broadcast_object_list, gather_object
+from accelerate.utils import gather_object
 from datasets import IterableDataset
 from transformers import TrainerCallback
 from transformers.trainer_utils import rotate_checkpoints
@@ -46,7 +46,7 @@ from dipo.core import (
 from dipo.engines.kit import STATE_FILE, RunLog, load_state, save_state, step_records
 from dipo.engines.trl.batch_ops import concat_batches, select_rows
 from dipo.engines.trl.checkpoints import publish, resume_gaps, staging_dir
-from dipo.engines.trl.config import DiPOConfig, check_vllm_server_logprobs
+from dipo.engines.trl.config import DiPOConfig, check_vllm_server
 from dipo.engines.trl.correctness import resolve_correctness_funcs, verifier_rewards
 from dipo.engines.trl.reward_guard import guard_reward
 from dipo.engines.trl.rollout_logprobs import SampledTokenLogprobs, extra_logits_processor
@@ -101,12 +101,13 @@ class DiPOTrainer(GRPOTrainer):
         if reward_funcs is not None:
             funcs = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
             reward_funcs = [guard_reward(f, fallback=args.r_min) for f in funcs]
+        if args.use_vllm and args.vllm_mode == "server":
+            check_vllm_server(args)  # before TRL connects (it would first fail on a CPU trainer without saying why)
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
                          eval_dataset=eval_dataset, processing_class=processing_class,
                          reward_processing_classes=reward_processing_classes, callbacks=callbacks,
                          optimizers=optimizers, quantization_config=quantization_config, peft_config=peft_config,
                          tools=tools, rollout_func=rollout_func, environment_factory=environment_factory)
-        self._check_vllm_server()
         self.correctness_funcs = resolve_correctness_funcs(args.correctness_reward_funcs, self.reward_func_names)
         self._log_correctness_funcs()
         self.dipo = DiPO(args.core_config())
@@ -118,15 +119,6 @@ class DiPOTrainer(GRPOTrainer):
         self._refill_iter = None
         self._refill_draws = 0  # refill batches drawn so far (restored on resume)
         self.add_callback(_HeldoutAtStart(self))
-
-    def _check_vllm_server(self) -> None:
-        """vLLM server mode: its log-probs must be temperature-processed (asked once, same answer on every rank)."""
-        if not (self.use_vllm and self.args.vllm_mode == "server"):
-            return
-        mode = None
-        if self.accelerator.is_main_process:
-            mode = self.vllm_generation.vllm_client.get_server_info()["model_config"].get("logprobs_mode")
-        check_vllm_server_logprobs(broadcast_object_list([mode])[0])
 
     def _log_correctness_funcs(self) -> None:
         names = self.reward_func_names
