@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("vllm")  # the main environment has no vLLM: .ci/vllm-env.sh runs these
+pytestmark = pytest.mark.vllm
+
 REPO = Path(__file__).resolve().parents[2]
 
 

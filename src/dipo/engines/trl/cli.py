@@ -613,7 +613,7 @@ def train(argv: list[str]) -> int:
         if trainer.accelerator.is_main_process:
             save_resolved_config(run_dir / CONFIG_FILE, script, training, model_args)
             start = f"resuming from {resume}" if resume else "from scratch"
-            ranks = trainer.accelerator.num_processes
+            ranks = training.world_size
             print(f"dipo train: {training.method} on {script.dataset_name} ({len(trainer.train_dataset)} prompts), "
                   f"{start}{f', {ranks} processes' if ranks > 1 else ''}; run directory {run_dir}", file=sys.stderr)
             warn_single_cpu_launch(ranks)
