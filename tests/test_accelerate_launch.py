@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from trl_helpers import read_metrics, read_rollouts
+from trl_helpers import final_weights, free_port, read_metrics, read_rollouts
 
 pytestmark = pytest.mark.slow
 
@@ -40,12 +39,6 @@ def reward(completions, id, **kwargs):
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _train_args(model_dir: Path, out: Path, per_device_batch: int) -> list[str]:
     return ["train", "--config", str(REPO / "configs/trl/testbed_math_dipo.yaml"), "--model_name_or_path",
             str(model_dir), "--output_dir", str(out), "--reward_funcs", "xreward:reward", "--use_psd", "false",
@@ -58,7 +51,7 @@ def _train_args(model_dir: Path, out: Path, per_device_batch: int) -> list[str]:
 
 def _launch(model_dir: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no", "--multi_gpu", "--main_process_port", str(_free_port()),
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--multi_gpu", "--main_process_port", str(free_port()),
             "-m", "dipo.cli", *_train_args(model_dir, out, 8), *extra]
 
 
@@ -84,12 +77,6 @@ def _rank_pid(out: Path, rank: int) -> int | None:
 
 def _steps(run: Path) -> list[int]:
     return [m["step"] for m in read_metrics(run) if "loss" in m]
-
-
-def _final_weights(run: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(run / "final" / "model.safetensors"))
 
 
 def test_accelerate_two_processes_match_one_and_survive_a_killed_rank(tiny_model_dir, tmp_path):
@@ -151,7 +138,7 @@ def test_accelerate_two_processes_match_one_and_survive_a_killed_rank(tiny_model
                              capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _steps(crashed) == list(range(1, STEPS + 1))  # each step logged once
-    want, got = _final_weights(two), _final_weights(crashed)
+    want, got = final_weights(two), final_weights(crashed)
     assert want.keys() == got.keys()
     assert all((want[k] == got[k]).all() for k in want), "resumed weights differ from the uninterrupted run"
     assert json.loads((crashed / "metrics.jsonl").read_text().splitlines()[-1])["step"] == STEPS

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from trl_helpers import final_weights
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +31,6 @@ def _argv(model_dir: Path, out: Path) -> list[str]:
 
 def _env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-
-
-def _final_weights(run: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(run / "final" / "model.safetensors"))
 
 
 def test_sigkill_mid_run_then_resume_last_is_bit_identical(tiny_model_dir, tmp_path):
@@ -62,7 +57,7 @@ def test_sigkill_mid_run_then_resume_last_is_bit_identical(tiny_model_dir, tmp_p
     steps = [json.loads(line)["step"] for line in (crashed / "metrics.jsonl").read_text().splitlines()
              if "loss" in json.loads(line)]
     assert steps == list(range(1, STEPS + 1))  # each step logged once: the rerun steps replaced the lost ones
-    want, got = _final_weights(reference), _final_weights(crashed)
+    want, got = final_weights(reference), final_weights(crashed)
     assert want.keys() == got.keys()
     assert all((want[k] == got[k]).all() for k in want), "resumed weights differ from the uninterrupted run"
 

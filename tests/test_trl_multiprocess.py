@@ -4,7 +4,6 @@ dynamic sampling fills each rank's batch from whole groups, and checkpoints are 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from trl_helpers import read_metrics, read_rollouts
+from trl_helpers import free_port, read_metrics, read_rollouts
 
 CHILD = textwrap.dedent('''
     import sys, zlib
@@ -35,18 +34,12 @@ CHILD = textwrap.dedent('''
 
 
 @pytest.mark.slow
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run_two_ranks(tiny_model_dir, tmp_path, mode: str) -> tuple[Path, subprocess.CompletedProcess]:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            str(script), str(tiny_model_dir), str(out), str(Path(__file__).parent), mode]
     return out, subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
 

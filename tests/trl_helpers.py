@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import zlib
 from pathlib import Path
 
@@ -17,6 +18,13 @@ def tiny_dataset(n: int = 16):
 
     rows = make_math_tasks(n, seed=0, levels=(1,))
     return Dataset.from_list([{"id": r["id"], "prompt": r["prompt"], "answer": r["answer"]} for r in rows])
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a launcher's rendezvous or a test server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def text_hash_reward(completions, **kwargs):
@@ -44,6 +52,13 @@ def read_metrics(run_dir) -> list[dict]:
 
 def read_rollouts(run_dir, step: int):
     return pq.read_table(Path(run_dir) / "rollouts" / f"step-{step:06d}.parquet").to_pandas()
+
+
+def final_weights(run_dir) -> dict:
+    """The tensors `dipo train` saved in `run_dir/final` (for bit-exact comparisons of whole runs)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(run_dir) / "final" / "model.safetensors"))
 
 
 def forward_pass_logppl(model, rollout, temperature: float) -> list[float]:

@@ -14,7 +14,6 @@ adds (dev mode, the NCCL weight-transfer config, `--max-logprobs -1`): `trl vllm
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from trl_helpers import free_port
 
 pytest.importorskip("vllm")  # the main environment has no vLLM: .ci/vllm-env.sh runs these
 pytestmark = pytest.mark.vllm
@@ -29,16 +29,10 @@ pytestmark = pytest.mark.vllm
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def raw_logprobs_server(vllm_model_dir, tmp_path_factory):
     """A vLLM server in its default log-probs mode (raw: before temperature), as `vllm serve` starts it."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("vllm_server") / "server.log"
     env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1"}
     with log.open("w") as out:
