@@ -252,8 +252,11 @@ def _group_for_help(parser: argparse.ArgumentParser, run_group) -> None:
     parser._action_groups = [run_group] + [g for g, _, _ in groups]
 
 
-def load_yaml_config(path: str) -> dict:
-    """The YAML mapping of a config file; bad YAML names its line and column."""
+def load_yaml_config(path: str, _seen: tuple[str, ...] = ()) -> dict:
+    """The YAML mapping of a config file; bad YAML names its line and column. A `base: OTHER.yaml` key
+    (relative to this file) starts from that file's mapping; this file's keys replace the base's."""
+    if str(Path(path).resolve()) in _seen:
+        raise UsageError(f"--config {path}: 'base' loops back to itself ({' -> '.join(_seen)})")
     try:
         text = Path(path).read_text()
     except IsADirectoryError:
@@ -271,7 +274,12 @@ def load_yaml_config(path: str) -> dict:
         return {}
     if not isinstance(config, dict):
         raise UsageError(f"--config {path}: must be a YAML mapping of field: value, got {type(config).__name__}")
-    return config
+    base = config.pop("base", None)
+    if base is None:
+        return config
+    if not isinstance(base, str) or not base:
+        raise UsageError(f"--config {path}: 'base' must be the path of another YAML file, got {base!r}")
+    return {**load_yaml_config(str(Path(path).parent / base), (*_seen, str(Path(path).resolve()))), **config}
 
 
 def _deprecated(old: str, new: str, where: str) -> None:
