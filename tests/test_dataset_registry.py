@@ -1,15 +1,14 @@
-"""The engine kit's dataset registry: built-in names and prefixes, files and hub ids, a user's own loader,
+"""The dataset registry (`dipo.data.registry`): built-in names and prefixes, files and hub ids, a user's own loader,
 and `dipo train`'s data resolver going through it."""
 
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
-
 import pytest
 
-from dipo.engines.kit import datasets as registry
-from dipo.engines.kit.datasets import DatasetOptions, load_prompt_dataset, register_dataset, resolve_dataset
+from dipo.data import registry
+from dipo.data.registry import DatasetOptions, load_prompt_dataset, register_dataset, resolve_dataset
+from dipo.engines.trl.args import TrainScriptArguments
 from dipo.engines.trl.data import load_heldout, load_train
 
 
@@ -20,11 +19,11 @@ def own_registry(monkeypatch):
 
 
 def script(**overrides):
-    """`dipo train`'s data settings (TrainScriptArguments' fields the resolver reads)."""
+    """`dipo train`'s data settings."""
     values = dict(dataset_name="testbed:math", heldout_dataset=None, dataset_config=None, dataset_train_split="train",
                   dataset_test_split="test", problem_field="problem", answer_field="answer", max_train_examples=None,
                   testbed_size=12, testbed_levels=[1, 2], reward_funcs=["math"])
-    return SimpleNamespace(**{**values, **overrides})
+    return TrainScriptArguments(**{**values, **overrides})
 
 
 def _jsonl(path, rows):
@@ -37,7 +36,7 @@ def _jsonl(path, rows):
                                                  ("testbed:risk", "risk", {"answer", "labels"}),
                                                  ("testbed:arith", None, {"answer"})])
 def test_testbed_tasks_come_from_the_registry(name, task, columns):
-    options = DatasetOptions(synthetic_size=12, levels=(1, 2))
+    options = DatasetOptions(testbed_size=12, testbed_levels=[1, 2])
     train, test = load_prompt_dataset(name, "train", options), load_prompt_dataset(name, "test", options)
     assert (len(train), len(test)) == (12, 8)  # test: a quarter of the train size, at least 8
     assert {"prompt"} | columns <= set(train.column_names) and "completion" not in train.column_names

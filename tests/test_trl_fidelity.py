@@ -9,7 +9,7 @@ import torch
 from trl_helpers import make_trainer, read_metrics, read_rollouts, text_hash_reward
 
 from dipo.core import DiPO, DiPOConfig
-from dipo.engines.trl.correctness import resolve_correctness_funcs, verifier_rewards
+from dipo.engines.kit.correctness import resolve_correctness_funcs, verifier_rewards
 
 
 def accuracy(completions, **kwargs):  # a verifier the tiny model always fails

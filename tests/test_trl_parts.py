@@ -7,8 +7,8 @@ import math
 import numpy as np
 import torch
 
+from dipo.engines.kit.reward_guard import guard_reward
 from dipo.engines.trl.batch_ops import concat_batches, select_rows
-from dipo.engines.trl.reward_guard import guard_reward
 
 
 def _call(func, completions, **kw):

@@ -26,7 +26,7 @@ from dipo._cli_util import (
     filter_known_warnings,
     run_cli,
 )
-from dipo.engines.kit.run_dir import METRICS_FILE
+from dipo.data.run_files import METRICS_FILE
 from dipo.testbed.tasks import RL_LEVELS, RL_TEMPERATURE
 
 # The training schedule; both methods get exactly the same (QUICK for --quick)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from dipo.engines.kit.run_dir import CONFIG_FILE, METRICS_FILE, ROLLOUTS_DIR
+from dipo.data.run_files import CONFIG_FILE, METRICS_FILE, ROLLOUTS_DIR
 
 
 @dataclass

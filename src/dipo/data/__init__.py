@@ -1,4 +1,5 @@
-"""Dataset loading (local JSONL/JSON/Parquet, Hugging Face ids) and prompt building."""
+"""Dataset loading (local JSONL/JSON/Parquet, Hugging Face ids), the dataset registry, prompt building, and
+the run directory's file schema (`dipo.data.run_files`, which engines write and `dipo.analysis` reads)."""
 
 from dipo.data.io import DataError, load_records, read_records
 from dipo.data.loaders import (
@@ -15,8 +16,20 @@ from dipo.data.loaders import (
     resolve_short_name,
 )
 from dipo.data.prompts import MATH_INSTRUCTION, bfcl_messages, math_messages, math_prompt, render_prompt
+from dipo.data.registry import (
+    DATASET_LOADERS,
+    DatasetOptions,
+    load_prompt_dataset,
+    register_dataset,
+    resolve_dataset,
+)
 
 __all__ = [
+    "DATASET_LOADERS",
+    "DatasetOptions",
+    "load_prompt_dataset",
+    "register_dataset",
+    "resolve_dataset",
     "BFCL_CATEGORIES",
     "MATH_BENCHMARKS",
     "MATH_INSTRUCTION",

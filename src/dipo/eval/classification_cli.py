@@ -40,12 +40,12 @@ def split_specs(specs: list[str]) -> tuple[list[str], list[str]]:
 def load_sets(specs: list[str], args) -> dict[str, list[dict]]:
     """Benchmark name -> rows (the test split), through the dataset registry like `dipo train`'s data,
     loaded before any model (bad files fail in a second)."""
-    from dipo.engines.kit.datasets import DatasetOptions, load_prompt_dataset
+    from dipo.data.registry import DatasetOptions, load_prompt_dataset
 
     labels = tuple(s.strip() for s in args.label_set.split(",")) if args.label_set else None
     options = DatasetOptions(problem_field=args.text_field, answer_field=args.label_field, labels=labels,
                              positive_label=args.positive_label,
-                             synthetic_size=4 * TESTBED_RISK_CASES)  # synthetic test split: a quarter of it
+                             testbed_size=4 * TESTBED_RISK_CASES)  # synthetic test split: a quarter of it
     sets = {}
     for spec in specs:
         name = "risk" if spec == TESTBED_RISK else Path(spec[len(LABELS_PREFIX):]).stem

@@ -10,3 +10,4 @@ from dipo.testbed.build import TestbedConfig, build_testbed  # noqa: E402
 from dipo.testbed.tasks import make_math_tasks, make_tool_tasks  # noqa: E402
 
 __all__ += ["TestbedConfig", "build_testbed", "make_math_tasks", "make_tool_tasks"]
+import dipo.testbed.datasets  # noqa: E402,F401  (registers testbed:math, testbed:tool, testbed:risk, testbed:arith)

@@ -1,133 +1,106 @@
-"""The run directory every engine writes and `dipo analyze` reads: names, columns and the writer.
+"""A run directory's lifecycle, the same for every engine: refuse a directory that holds a run we are neither
+resuming nor replacing, clear it (`--overwrite_output_dir`), lock it for one writer, and find the checkpoint
+`--resume_from_checkpoint last` means. The files inside are `dipo.data.run_files`' schema.
 
-Layout: `RUN/config.yaml` (the resolved config, where the engine writes one), `RUN/metrics.jsonl` (one JSON object per logged step: `step` plus metrics; DiPO's keys are
-`dipo.engines.kit.METRIC_KEYS`, the core's `STEP_METRIC_KEYS`) and `RUN/rollouts/step-000001.parquet`
-(one row per sample, `ROLLOUT_COLUMNS`; the TRL engine adds `OPTIONAL_ROLLOUT_COLUMNS`). Only the main process (the verl driver)
-writes; the records it gets are already gathered from every process. Imports no engine.
+Problems are `UsageError`s (one line, exit code 2 under `dipo._cli_util.run_cli`) naming the option.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
+import re
+import shutil
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
+from dipo._cli_util import UsageError
+from dipo.data.run_files import CONFIG_FILE, METRICS_FILE, ROLLOUTS_DIR
+from dipo.engines.kit.state import STATE_FILE
 
-if TYPE_CHECKING:  # torch stays out of `dipo analyze`, which reads only the names below
-    from dipo.core import DiPOStep
-
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
-ROLLOUTS_DIR = "rollouts"
-ROLLOUT_COLUMNS = (
-    "step", "prompt_id", "group_id", "group_kind", "reward", "realloc_reward", "advantage", "logppl",
-    "quadrant", "fired", "chosen", "length", "truncated",
-)
-OPTIONAL_ROLLOUT_COLUMNS = ("round", "kept", "shaped_reward")  # TRL's dynamic sampling and reward shaping
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, ROLLOUTS_DIR, "final")
 
 
-def rollout_path(run_dir: str | os.PathLike, step: int) -> Path:
-    """`RUN/rollouts/step-000001.parquet`."""
-    return Path(run_dir) / ROLLOUTS_DIR / f"step-{int(step):06d}.parquet"
+def run_contents(run_dir: Path) -> list[str]:
+    """What a previous run left in `run_dir` (dipo's files and checkpoints), sorted."""
+    if not run_dir.is_dir():
+        return []
+    return sorted(p.name for p in run_dir.iterdir() if p.name in RUN_FILES or re.fullmatch(r"checkpoint-\d+", p.name))
 
 
-def step_records(result: DiPOStep, step: int, prompt_ids, lengths, truncated, **extra) -> dict[str, np.ndarray]:
-    """One step's rollout records (`ROLLOUT_COLUMNS`, ``[N]`` each): the algorithm's columns from
-    ``result`` plus the engine's ``prompt_ids``, ``lengths`` (completion tokens), ``truncated``; ``extra``
-    columns are added or replace ``result``'s (TRL numbers groups across its refill rounds)."""
-    columns = result.records()
-    n = len(columns["reward"])
-    columns.update(
-        step=np.full(n, step, dtype=np.int64),
-        prompt_id=np.asarray(prompt_ids).astype(str),
-        length=np.asarray(lengths).astype(np.int64),
-        truncated=np.asarray(truncated).astype(bool),
-    )
-    columns.update({key: np.asarray(value) for key, value in extra.items()})
-    return {key: columns[key] for key in (*ROLLOUT_COLUMNS, *(k for k in columns if k not in ROLLOUT_COLUMNS))}
+def complete_checkpoints(run_dir: Path, inexact_ok: bool = False) -> tuple[list[Path], list[Path]]:
+    """(complete, incomplete) `checkpoint-N` folders, newest first. Complete = the trainer's state and
+    DiPO's state were both written (`inexact_ok`: the trainer's state suffices). The trainer checks
+    the rest (optimizer, RNG) when it resumes (`checkpoints.resume_gaps`)."""
+    found = sorted((p for p in run_dir.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name) and p.is_dir()),
+                   key=lambda p: int(p.name.split("-")[1]), reverse=True)
+    ok = [p for p in found if (p / "trainer_state.json").is_file()
+          and (inexact_ok or ((p / STATE_FILE).is_file() and (p / STATE_FILE).stat().st_size > 0))]
+    return ok, [p for p in found if p not in ok]
 
 
-class RunLog:
-    """The per-step record writer of one run directory (every engine's main process uses one)."""
-
-    def __init__(self, run_dir: str | os.PathLike) -> None:
-        self.run_dir = Path(run_dir)
-
-    @property
-    def metrics_file(self) -> Path:
-        return self.run_dir / METRICS_FILE
-
-    def write_rollouts(self, step: int, records: dict, append: bool = False) -> Path:
-        path = rollout_path(self.run_dir, step)
-        write_rollouts(path, records, append=append)
-        return path
-
-    def append_metrics(self, step: int, metrics: dict) -> None:
-        append_metrics(self.metrics_file, step, metrics)
-
-    def truncate_metrics(self, last_step: int) -> None:
-        truncate_metrics(self.metrics_file, last_step)
-
-
-def _json_value(value):
-    if isinstance(value, (np.floating, np.integer)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN; readers treat null as missing
-    return value
-
-
-def append_metrics(path: Path, step: int, metrics: dict) -> None:
-    """Append `{"step": step, **metrics}` as one JSON line (non-finite numbers become null)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = {"step": int(step)}
-    line.update({k: _json_value(v) for k, v in metrics.items() if isinstance(v, (int, float, np.number))})
-    with path.open("a") as f:
-        if f.tell() and not _ends_with_newline(path):  # a torn last line: keep it on a line of its own
-            f.write("\n")
-        f.write(json.dumps(line) + "\n")
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as f:
-        f.seek(-1, 2)
-        return f.read(1) == b"\n"
-
-
-def write_rollouts(path: Path, columns: dict[str, np.ndarray | list], append: bool = False) -> None:
-    """Write one step's per-sample records as a parquet file (atomic: temp file then rename).
-
-    ``append=True`` adds the rows to an existing file of the same step (an engine that computes
-    advantages several times in one step)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    missing = [c for c in ROLLOUT_COLUMNS if c not in columns]
-    if missing:
-        raise ValueError(f"rollout records are missing columns {missing}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.table({k: np.asarray(v) for k, v in columns.items()})
-    if append and path.exists():
-        table = pa.concat_tables([pq.read_table(path), table])
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
-
-
-def truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop lines after `last_step` (a resumed run rewrites the steps after its checkpoint)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines() if _step(line) is not None and _step(line) <= last_step]
-    path.write_text("".join(line + "\n" for line in kept))
-
-
-def _step(line: str) -> int | None:
-    """The step of a metrics line; None for a blank or torn line (a process killed mid-write)."""
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
+def resolve_resume(value: str | None, run_dir: Path, inexact_ok: bool = False) -> str | None:
+    """`--resume_from_checkpoint`: 'last'/'true' = newest complete checkpoint in run_dir, a path, or
+    None ('false'/'none'/unset). Refuses (UsageError) when there is nothing to resume from."""
+    if value is None or str(value).lower() in ("", "none", "null", "false", "no"):
         return None
+    if str(value).lower() in ("last", "true", "yes"):
+        ok, skipped = complete_checkpoints(run_dir, inexact_ok) if run_dir.is_dir() else ([], [])
+        for path in skipped:
+            if not ok or int(path.name.split("-")[1]) > int(ok[0].name.split("-")[1]):
+                print(f"dipo train: skipping incomplete checkpoint {path} (an interrupted save)", file=sys.stderr)
+        if not ok:
+            raise UsageError(f"--resume_from_checkpoint {value}: no checkpoint found in {run_dir} "
+                             f"(complete checkpoints only)")
+        return str(ok[0])
+    path = Path(value)
+    if not path.is_dir():
+        raise UsageError(f"--resume_from_checkpoint {value}: no such checkpoint directory")
+    if not (path / "trainer_state.json").is_file():
+        raise UsageError(f"--resume_from_checkpoint {value}: not a complete checkpoint (no trainer_state.json)")
+    return str(path)
+
+
+def check_run_dir(run_dir: Path, resuming: bool, overwrite: bool) -> None:
+    """Refuse an output_dir that is a file, or that holds a run we are neither resuming nor replacing."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"--output_dir {run_dir}: is a file, not a directory")
+    previous = run_contents(run_dir)
+    if previous and not (resuming or overwrite):
+        raise UsageError(f"--output_dir {run_dir} already holds a run ({', '.join(previous[:4])}"
+                         f"{', ...' if len(previous) > 4 else ''}); pass --resume_from_checkpoint last to continue "
+                         "it, --overwrite_output_dir to replace it, or another --output_dir")
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Delete a previous run's files (`--overwrite_output_dir`), nothing else in the folder."""
+    for name in run_contents(run_dir):
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        print(f"dipo train: --overwrite_output_dir: removed {path}", file=sys.stderr)
+
+
+class RunLock:
+    """An exclusive lock on `output_dir/.dipo.lock` for the life of the process: a second `dipo train`
+    into the same directory is refused. The OS drops the lock when the process dies, so a crash
+    never leaves a stale lock."""
+
+    def __init__(self, run_dir: Path) -> None:
+        import fcntl
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / ".dipo.lock"
+        self._file = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            owner = self._file.read().strip() or "another process"
+            self._file.close()
+            raise UsageError(f"--output_dir {run_dir}: in use by another dipo train ({owner})") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"pid {os.getpid()}\n")
+        self._file.flush()
+
+    def release(self) -> None:
+        self._file.close()

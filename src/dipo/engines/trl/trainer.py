@@ -44,11 +44,11 @@ from dipo.core import (
     sequence_logppl,
 )
 from dipo.engines.kit import STATE_FILE, RunLog, load_state, save_state, step_records
+from dipo.engines.kit.correctness import resolve_correctness_funcs, verifier_rewards
+from dipo.engines.kit.reward_guard import guard_reward
 from dipo.engines.trl.batch_ops import concat_batches, select_rows
 from dipo.engines.trl.checkpoints import publish, resume_gaps, staging_dir
 from dipo.engines.trl.config import DiPOConfig, check_vllm_server
-from dipo.engines.trl.correctness import resolve_correctness_funcs, verifier_rewards
-from dipo.engines.trl.reward_guard import guard_reward
 from dipo.engines.trl.rollout_logprobs import SampledTokenLogprobs, extra_logits_processor
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Every engine resolves dataset names here (``dipo train``'s ``dataset_name`` and ``heldout_dataset``), so a
 name means the same rows everywhere, and a user's own source is one call away::
 
-    from dipo.engines.kit import register_dataset
+    from dipo.data import register_dataset
     register_dataset("mydb:", lambda name, split, options: fetch_rows(name, split))  # "mydb:q1" -> name "q1"
 
 A loader is ``loader(name, split, options) -> datasets.Dataset | list[dict]``: ``name`` is what follows
@@ -12,7 +12,8 @@ synthetic tasks), ``options`` a :class:`DatasetOptions`. Rows need a ``prompt`` 
 and the columns the reward functions read (``answer``, ...). Built-in entries:
 
 - ``testbed:math``, ``testbed:tool``, ``testbed:risk`` (``dipo.testbed``) and ``testbed:arith``
-  (``dipo.data.arith``): synthetic, offline;
+  (``dipo.data.arith``): synthetic, offline, registered by the testbed package when it is imported
+  (``dipo.testbed.datasets``; the engines import it, so every engine knows them);
 - ``labels:PATH``: classification rows, text in ``problem_field`` and label in ``answer_field``
   (``dipo.data.labels``);
 - anything else: a short name of the data directory (``aime24``, ``rlla_4k``, ...), a ``.jsonl``/``.json``/
@@ -31,55 +32,48 @@ from typing import Any
 DatasetLoader = Callable[[str, str, "DatasetOptions"], Any]
 
 
-@dataclass(frozen=True)
+REWARD_HELP = (
+    "Reward functions, summed (see reward_weights): built-in names ('math' = boxed answer by math-verify, "
+    "'tool_call' = function-call AST check) or dotted import paths of your own TRL-style reward function "
+    "('my_pkg.rewards:fn' or 'my_pkg.rewards.fn'; the current directory is importable)."
+)
+
+
+@dataclass
 class DatasetOptions:
-    """What a loader may need besides the name and split (``dipo train``'s data settings)."""
+    """What a loader may need besides the name and split. These are `dipo train`'s data settings too (its
+    script arguments extend this class), so each is declared once, with TRL's names where TRL has one."""
 
-    problem_field: str = field(default="problem", metadata={"help": "column holding the problem (or case) text"})
-    answer_field: str = field(default="answer", metadata={"help": "column holding the gold answer (or label)"})
-    config_name: str | None = field(default=None, metadata={"help": "Hugging Face dataset configuration name"})
-    synthetic_size: int = field(default=512, metadata={"help": "synthetic train rows; test: a quarter, at least 8"})
-    levels: tuple[int, ...] = field(default=(1, 2, 3, 4, 5), metadata={"help": "synthetic difficulty levels"})
-    reward_funcs: tuple[str, ...] = field(default=("math",), metadata={"help": "reward names: pick a file's format"})
-    labels: tuple[str, ...] | None = field(
-        default=None, metadata={"help": "label set of classification rows (default: the distinct gold labels)"})
+    problem_field: str = field(default="problem", metadata={"help": "Column holding the problem text."})
+    answer_field: str = field(default="answer", metadata={"help": "Column holding the gold answer."})
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "Configuration name of a Hugging Face dataset (`name` of load_dataset)."}
+    )
+    testbed_size: int = field(default=512, metadata={"help": "Number of synthetic testbed problems (train split; "
+                                                             "the test split has a quarter, at least 8)."})
+    testbed_levels: list[int] = field(
+        default_factory=lambda: [1, 2, 3, 4, 5],
+        metadata={"help": "Difficulty levels of testbed problems: 1-5 graded, 6 = maths question twists "
+                          "(confidently wrong at the warm start; maths only)."},
+    )
+    reward_funcs: list[str] = field(default_factory=lambda: ["math"], metadata={"help": REWARD_HELP})
+    labels: list[str] | None = field(
+        default=None, metadata={"help": "Label set of classification rows (default: the distinct gold labels)."})
     positive_label: str | None = field(
-        default=None, metadata={"help": "class of classification rows that precision/recall/F1 are reported for"})
+        default=None, metadata={"help": "Class of classification rows that precision/recall/F1 are reported for."})
+
+    def __post_init__(self) -> None:
+        if self.testbed_size < 1:
+            raise ValueError(f"testbed_size={self.testbed_size!r}: must be >= 1")
 
 
-def _synthetic(make_rows: Callable, split: str, options: DatasetOptions) -> list[dict]:
+def synthetic_rows(make_rows: Callable, split: str, options: DatasetOptions) -> list[dict]:
+    """Rows of a synthetic task family (``make_rows(n, seed, levels, split)``): ``testbed_size`` train rows,
+    a quarter (at least 8) test rows, without the SFT target."""
     split = "train" if split == "train" else "test"
-    n = options.synthetic_size if split == "train" else max(options.synthetic_size // 4, 8)
-    rows = make_rows(n, seed=0, levels=tuple(options.levels), split=split)
+    n = options.testbed_size if split == "train" else max(options.testbed_size // 4, 8)
+    rows = make_rows(n, seed=0, levels=tuple(options.testbed_levels), split=split)
     return [{k: v for k, v in row.items() if k != "completion"} for row in rows]  # the SFT target stays out
-
-
-def load_testbed_math(name: str, split: str, options: DatasetOptions) -> list[dict]:
-    """Synthetic graded arithmetic word problems (``dipo.testbed.tasks.make_math_tasks``)."""
-    from dipo.testbed.tasks import make_math_tasks
-
-    return _synthetic(make_math_tasks, split, options)
-
-
-def load_testbed_tool(name: str, split: str, options: DatasetOptions) -> list[dict]:
-    """Synthetic function-call tasks (``dipo.testbed.tasks.make_tool_tasks``)."""
-    from dipo.testbed.tasks import make_tool_tasks
-
-    return _synthetic(make_tool_tasks, split, options)
-
-
-def load_testbed_risk(name: str, split: str, options: DatasetOptions) -> list[dict]:
-    """Synthetic loan cases labelled low/high risk (``dipo.testbed.tasks.make_risk_tasks``)."""
-    from dipo.testbed.tasks import make_risk_tasks
-
-    return _synthetic(make_risk_tasks, split, options)
-
-
-def load_testbed_arith(name: str, split: str, options: DatasetOptions) -> list[dict]:
-    """Small-number addition a small real LM partly solves (``dipo.data.arith.make_arith_tasks``)."""
-    from dipo.data.arith import make_arith_tasks
-
-    return _synthetic(make_arith_tasks, split, options)
 
 
 def load_labels(name: str, split: str, options: DatasetOptions):
@@ -87,7 +81,7 @@ def load_labels(name: str, split: str, options: DatasetOptions):
     from dipo.data.labels import load_label_dataset
 
     return load_label_dataset(name, text_field=options.problem_field, label_field=options.answer_field, split=split,
-                              labels=options.labels, positive_label=options.positive_label)
+                              labels=tuple(options.labels) if options.labels else None, positive_label=options.positive_label)
 
 
 def load_file_or_hub(name: str, split: str, options: DatasetOptions):
@@ -99,18 +93,35 @@ def load_file_or_hub(name: str, split: str, options: DatasetOptions):
     if "label" in options.reward_funcs:
         return load_labels(name, split, options)
     return load_math_dataset(name, problem_field=options.problem_field, answer_field=options.answer_field,
-                             split=split, name=options.config_name)
+                             split=split, name=options.dataset_config)
 
 
 # name, or prefix ending in ":", -> loader
 DATASET_LOADERS: dict[str, DatasetLoader] = {
-    "testbed:math": load_testbed_math,
-    "testbed:tool": load_testbed_tool,
-    "testbed:risk": load_testbed_risk,
-    "testbed:arith": load_testbed_arith,
     "labels:": load_labels,
 }
 DEFAULT_LOADER: DatasetLoader = load_file_or_hub
+PLUGIN_GROUP = "dipo.datasets"  # entry points: modules that register their loaders when imported
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import, once, every module an installed package declares in the ``dipo.datasets`` entry-point group;
+    each registers its loaders. dipo's own testbed is one (``pyproject.toml``), so the registry knows
+    ``testbed:*`` without importing from the floor above; a package of yours can add names the same way."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            entry.load()
+        except Exception as exc:  # a broken third-party plugin costs its names, not the run
+            import sys
+
+            print(f"dipo: warning: dataset plugin {entry.name} ({entry.value}) failed to load: {exc}", file=sys.stderr)
 
 
 def register_dataset(name: str, loader: DatasetLoader, *, replace: bool = False) -> None:
@@ -136,6 +147,7 @@ def resolve_dataset(spec: str) -> tuple[DatasetLoader, str]:
     Raises:
         ValueError naming ``spec`` when it uses a registered family (``testbed:``) with an unknown name.
     """
+    load_plugins()
     if spec in DATASET_LOADERS:
         return DATASET_LOADERS[spec], spec
     prefixes = [p for p in DATASET_LOADERS if p.endswith(":") and spec.startswith(p)]
@@ -154,6 +166,7 @@ def with_name_hint(err: Exception, spec: str) -> Exception:
     looks like a misspelt one (``testbed`` -> ``did you mean testbed:math?``); ``err`` itself otherwise."""
     from dipo._cli_util import closest
 
+    load_plugins()
     names = [name for name in DATASET_LOADERS if not name.endswith(":")]
     family = [name for name in names if name.startswith(spec + ":")]  # `testbed`: the family's first task
     guess = family[0] if family else closest(spec, names)
