@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import difflib
 import sys
 import traceback
@@ -79,23 +78,6 @@ def run_cli(prog: str, main: Callable[[list[str]], int | None], argv: list[str] 
         _debug = previous
 
 
-@contextlib.contextmanager
-def accept_both_spellings():
-    """While active, every argparse parser accepts `--a_b` and `--a-b` for its options (the `dipo`
-    dispatcher wraps each subcommand in it, whichever parser the subcommand builds)."""
-    original = argparse.ArgumentParser.parse_known_args
-
-    def parse_known_args(self, args=None, namespace=None):
-        args = list(sys.argv[1:] if args is None else args)
-        return original(self, normalize_flags(self._option_string_actions, args), namespace)
-
-    argparse.ArgumentParser.parse_known_args = parse_known_args
-    try:
-        yield
-    finally:
-        argparse.ArgumentParser.parse_known_args = original
-
-
 def normalize_flags(known: Iterable[str], argv: list[str]) -> list[str]:
     """Rewrite `--a-b` / `--a_b` (also `--a-b=value`) to the spelling the parser registered."""
     known = set(known)
@@ -135,18 +117,39 @@ def unknown_message(kind: str, names: list[str], choices: Iterable[str]) -> str:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with `--a_b`/`--a-b` spellings and errors raised as `UsageError`."""
+    """argparse with `--a_b`/`--a-b` spellings and errors raised as `UsageError`. The flags a parser takes are
+    recorded as they are added (`add_argument`, also inside groups), so no argparse internals are read."""
+
+    def __init__(self, *args, **kwargs):
+        self.flags: list[str] = []
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        self.flags += [o for o in action.option_strings if o.startswith("--")]
+        return action
+
+    def add_argument_group(self, *args, **kwargs):
+        group = super().add_argument_group(*args, **kwargs)
+        add = group.add_argument
+
+        def add_argument(*names, **options):
+            action = add(*names, **options)
+            self.flags += [o for o in action.option_strings if o.startswith("--")]
+            return action
+
+        group.add_argument = add_argument
+        return group
 
     def parse_known_args(self, args=None, namespace=None):
         args = list(sys.argv[1:] if args is None else args)
-        return super().parse_known_args(normalize_flags(self._option_string_actions, args), namespace)
+        return super().parse_known_args(normalize_flags(self.flags, args), namespace)
 
     def parse_args(self, args=None, namespace=None):
         parsed, extras = self.parse_known_args(args, namespace)
         options = [a.split("=", 1)[0] for a in extras if a.startswith("-")]
         if options:
-            raise UsageError(unknown_message("option", options, [o for o in self._option_string_actions
-                                                                if o.startswith("--")]))
+            raise UsageError(unknown_message("option", options, self.flags))
         if extras:
             raise UsageError(f"unexpected arguments: {' '.join(extras)}")
         return parsed

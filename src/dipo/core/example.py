@@ -28,7 +28,7 @@ def synthetic_batch(prompts: int, group_size: int, seed: int):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dipo core-example", description=__doc__)
     parser.add_argument("--prompts", type=int, default=64, help="prompts per batch (B)")
-    parser.add_argument("--group-size", type=int, default=8, help="samples per prompt (G)")
+    parser.add_argument("--group-size", "--group_size", type=int, default=8, help="samples per prompt (G)")
     parser.add_argument("--steps", type=int, default=3, help="batches to push through the queue")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
