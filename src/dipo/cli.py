@@ -14,7 +14,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("dipo.engines.trl.cli", "train GRPO / DAPO / DiPO / CDE with the TRL engine from a YAML config"),
     "eval": ("dipo.eval.cli", "evaluate a model on maths benchmarks (mean@k, maj@k, pass@k) and BFCL"),
-    "probe": ("dipo.eval.probe", "will DiPO do anything on my model and data? log-PPL of right vs wrong, PSD, BRR"),
+    "probe": ("dipo.probe", "will DiPO do anything on my model and data? log-PPL of right vs wrong, PSD, BRR"),
     "data": ("dipo.data.cli", "list or prepare the paper's datasets (pinned Hugging Face revisions)"),
     "analyze": ("dipo.analysis.cli", "plots and an HTML report from one or more run directories"),
     "demo": ("dipo.demo", "offline CPU demo: DAPO vs DiPO on the tiny testbed, with a report"),
@@ -59,10 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dipo {argv[0]}: cannot import {module_name}: {exc}\n"
               f"Install the extras it needs, e.g. pip install 'dipo-rl[trl,eval]'.", file=sys.stderr)
         return 2
-    from dipo._cli_util import accept_both_spellings, run_cli
+    from dipo._cli_util import run_cli
 
-    with accept_both_spellings():  # --a_b and --a-b, whichever parser the subcommand builds
-        return run_cli(f"dipo {argv[0]}", module.main, argv[1:])
+    return run_cli(f"dipo {argv[0]}", module.main, argv[1:])
 
 
 if __name__ == "__main__":
