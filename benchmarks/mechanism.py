@@ -6,6 +6,9 @@ run's curves in its results JSON; this script only reads those files and draws (
 - Fig. 1 (group kinds over DAPO training; log-PPL of right and wrong samples late in training), from
   `learning_long.json`'s DAPO runs;
 - Fig. 7 (log-PPL of right and wrong samples after DAPO and after DiPO), from `learning_long.json`;
+- dose-response (exploratory; not a paper figure): Δ final held-out accuracy and Δ final entropy to DAPO
+  against alpha, paired per seed with 95% t CIs, and `use_psd=false` at the chosen alpha, from
+  `learning_long.json`;
 - Fig. 5 (entropy when training on BRR's rewards alone: max-PPL reward vs max-PPL penalty), from
   `mechanism_fig5.json`, trained by
   `python benchmarks/learning.py --methods brr-reward brr-penalty --no-baseline --seeds 0 1 2 \
@@ -246,6 +249,50 @@ def fig5(results: dict, out: Path) -> dict | None:
     return {c: {k: v for k, v in entry.items() if k.endswith("_change")} for c, entry in data.items()}
 
 
+def dose_response(results: dict, out: Path) -> dict | None:
+    """Δ (variant − DAPO, per seed) of final held-out accuracy and final entropy against alpha, 95% t CIs."""
+    import matplotlib.pyplot as plt
+    from learning import ALPHA_VARIANTS, BASELINE, paired_difference
+
+    runs = results["runs"]
+    ran = {r["variant"] for r in runs}
+    alphas = [(float(a), v) for v, a in ALPHA_VARIANTS.items() if v in ran]
+    no_psd = sorted(v for v in ran if v.startswith("dipo-nopsd-a"))
+    if len(alphas) < 2:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    data = {}
+    for ax, metric, label in ((axes[0], "final_eval_accuracy", "Δ final held-out accuracy"),
+                              (axes[1], "final_entropy", "Δ final entropy (nats)")):
+        rows = [(a, paired_difference(runs, v, BASELINE, metric)) for a, v in alphas]
+        x = np.array([a for a, _ in rows])
+        mean = np.array([d["mean"] for _, d in rows])
+        err = np.array([[d["mean"] - d["t_ci"][0], d["t_ci"][1] - d["mean"]] for _, d in rows]).T
+        ax.errorbar(x, mean, yerr=err, fmt="o-", color="#2e7d32", capsize=4, label="DiPO (PSD on)")
+        for (a, d) in rows:
+            ax.annotate(f"n={d['n']}", (a, d["t_ci"][1]), textcoords="offset points", xytext=(0, 4),
+                        ha="center", fontsize=7)
+        entry = {f"alpha={a:g}": {k: d[k] for k in ("n", "mean", "t_ci", "bootstrap_ci", "seeds")} for a, d in rows}
+        for v in no_psd:
+            d, a = paired_difference(runs, v, BASELINE, metric), float(v.rpartition("-a")[2])
+            ax.errorbar([a * 1.08], [d["mean"]], yerr=[[d["mean"] - d["t_ci"][0]], [d["t_ci"][1] - d["mean"]]],
+                        fmt="s", color="#6a1b9a", capsize=4, label=f"use_psd=false, alpha {a:g} (n={d['n']})")
+            entry[f"no_psd alpha={a:g}"] = {k: d[k] for k in ("n", "mean", "t_ci", "bootstrap_ci", "seeds")}
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.margins(y=0.15)  # room for the n= labels
+        ax.set_xscale("log")
+        ax.set_xticks(x, [f"{a:g}" for a in x])
+        ax.set_xlabel("alpha")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} to DAPO (paired seeds, 95% t CI)", fontsize=10)
+        ax.legend(fontsize=8)
+        data[metric] = entry
+    fig.suptitle("dose-response, exploratory (benchmarks/long_horizon.md)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, "dose_response", data, out)
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--long", type=Path, default=RESULTS / "learning_long.json")
@@ -256,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.long.is_file():
         long = json.loads(args.long.read_text())
         claims["fig1"], claims["fig7"] = fig1(long, args.out), fig7(long, args.out)
+        claims["dose_response"] = dose_response(long, args.out)
     if args.fig5.is_file():
         claims["fig5"] = fig5(json.loads(args.fig5.read_text()), args.out)
     claims = {k: v for k, v in claims.items() if v}
