@@ -126,7 +126,7 @@ def run(cfg: dict, work: Path, progress: bool = True) -> dict:
     import torch
 
     from dipo.engines.trl import cli as train_cli
-    from dipo.eval.probe import resolve_model
+    from dipo.probe import resolve_model
 
     if cfg["device"] == "cpu":
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))

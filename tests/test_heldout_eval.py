@@ -8,6 +8,7 @@ import pytest
 from trl_helpers import make_trainer, tiny_dataset
 
 from dipo.engines.trl import heldout
+from dipo.eval import prompt_text
 from dipo.eval.generation import PAPER_SAMPLING
 
 
@@ -53,7 +54,7 @@ def _fake_vllm_trainer(tiny_model_dir, tmp_path, rows, **overrides):
     trainer = make_trainer(tiny_model_dir, tmp_path, reward=exact_answer, heldout=rows, temperature=1.0,
                            top_p=1.0, **overrides)
     tokenizer = trainer.processing_class
-    answers = {tuple(tokenizer(heldout._prompt_text(r["prompt"], tokenizer), add_special_tokens=False)["input_ids"]):
+    answers = {tuple(tokenizer(prompt_text(r["prompt"], tokenizer), add_special_tokens=False)["input_ids"]):
                r["answer"] for r in rows}
     trainer.use_vllm = True
     trainer.vllm_generation = FakeVLLMGeneration(tokenizer, answers, generation_kwargs={"temperature": 1.3})
@@ -119,7 +120,7 @@ def test_a_process_with_fewer_heldout_problems_pads_its_vllm_calls(tiny_model_di
     trainer = _fake_vllm_trainer(tiny_model_dir, tmp_path, rows, heldout_k=2)
     tokenizer = trainer.processing_class
     rows = list(rows)
-    prompts = [heldout._prompt_text(r["prompt"], tokenizer) for r in rows[1::2]]  # rank 1 of 2: 2 of 5 problems
+    prompts = [prompt_text(r["prompt"], tokenizer) for r in rows[1::2]]  # rank 1 of 2: 2 of 5 problems
     sampling = heldout.HeldoutSampling(k=2, temperature=0.6, top_p=0.95, max_new_tokens=16)
     samples = heldout.generate_vllm(trainer, prompts, share=3, filler=prompts[0], per_call=2, sampling=sampling,
                                     progress=False)
@@ -161,7 +162,7 @@ def test_greedy_heldout_on_the_testbed_model_scores_what_greedy_generation_answe
     trainer = make_trainer(build_testbed(), tmp_path, reward=math_reward, heldout=rows, temperature=1.5,
                            heldout_k=2, heldout_temperature=0.0, heldout_max_new_tokens=48)
     metrics = heldout.heldout_metrics(trainer)
-    prompts = [heldout._prompt_text(r["prompt"], trainer.processing_class) for r in rows]
+    prompts = [prompt_text(r["prompt"], trainer.processing_class) for r in rows]
     greedy = generate_transformers(trainer.model, trainer.processing_class, prompts, k=1, temperature=0.0,
                                    max_new_tokens=48, progress=False)
     scores = math_reward([g[0].text for g in greedy], answer=[r["answer"] for r in rows])

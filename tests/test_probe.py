@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from dipo.eval import probe
+from dipo import probe
+from dipo.analysis.premise import auroc, group_shares, queue_validity
 
 
 def test_auroc_matches_pairwise_counting_with_ties():
@@ -18,9 +19,9 @@ def test_auroc_matches_pairwise_counting_with_ties():
     correct = rng.random(60) < 0.4
     right, wrong = logppl[correct], logppl[~correct]
     pairs = (wrong[:, None] > right[None, :]).mean() + 0.5 * (wrong[:, None] == right[None, :]).mean()
-    assert probe.auroc(logppl, correct) == pytest.approx(pairs)
-    assert probe.auroc(np.array([0.1, 0.2, 0.9]), np.array([True, True, False])) == 1.0
-    assert np.isnan(probe.auroc(np.array([0.1, 0.2]), np.array([True, True])))
+    assert auroc(logppl, correct) == pytest.approx(pairs)
+    assert auroc(np.array([0.1, 0.2, 0.9]), np.array([True, True, False])) == 1.0
+    assert np.isnan(auroc(np.array([0.1, 0.2]), np.array([True, True])))
 
 
 def test_queue_windows_and_group_shares():
@@ -30,13 +31,13 @@ def test_queue_windows_and_group_shares():
     separable = np.where(correct, rng.uniform(0.1, 0.2, 256), rng.uniform(0.3, 0.4, 256))
     batch_of = groups // 4
     for q, steps in ((1, 8), (2, 7), (4, 5)):
-        got = probe.queue_validity(separable, correct, batch_of, q)
+        got = queue_validity(separable, correct, batch_of, q)
         assert (got["steps"], got["valid_share"]) == (steps, 1.0)
         assert 0.2 <= got["threshold_median"] <= 0.3
-    noise = probe.queue_validity(rng.uniform(0, 1, 256), correct, batch_of, 4)
+    noise = queue_validity(rng.uniform(0, 1, 256), correct, batch_of, 4)
     assert noise["valid_share"] < 1.0
-    shares = probe.group_shares(np.repeat([True, False, True], 4) | np.tile([False, False, False, True], 3),
-                                np.repeat([0, 1, 2], 4))
+    shares = group_shares(np.repeat([True, False, True], 4) | np.tile([False, False, False, True], 3),
+                          np.repeat([0, 1, 2], 4))
     assert shares == {"frac_easy": pytest.approx(2 / 3), "frac_normal": pytest.approx(1 / 3), "frac_hard": 0.0,
                       "n_groups": 3}
 
@@ -55,6 +56,7 @@ def test_sampled_logppl_is_the_samplers_own_at_the_temperature(tiny_model_dir):
     samples = probe.sample_transformers(model, tokenizer, prompts, group_size=3, temperature=0.7, top_p=1.0,
                                         max_new_tokens=12, batch_size=6, seed=3, progress=False)
     torch.manual_seed(3)
+    tokenizer.padding_side = "left"  # as the sampler pads (it restores the tokenizer's own side afterwards)
     enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     out = model.generate(**enc, do_sample=True, temperature=0.7, top_p=1.0, top_k=0, max_new_tokens=12,
                          num_return_sequences=3, pad_token_id=tokenizer.pad_token_id, output_logits=True, return_dict_in_generate=True)

@@ -32,7 +32,7 @@ NO_HELDOUT = ["--heldout_eval_steps", "0"]  # benchmarks/real_lm.py covers the h
 def smollm2_dir() -> str:
     import torch
 
-    from dipo.eval.probe import resolve_model
+    from dipo.probe import resolve_model
 
     torch.set_num_threads(2)
     return resolve_model("smollm2")  # converted once into $DIPO_CACHE

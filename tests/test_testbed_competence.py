@@ -1,31 +1,11 @@
-"""The competence / perplexity-regime probe: log-PPL by a forward pass, and what BRR would fire on."""
+"""The competence / perplexity-regime probe: what BRR would fire on, and the group mix of a random model."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dipo.testbed.competence import completion_logppl, group_kind_mix, perplexity_regime
-
-
-def test_completion_logppl_is_the_mean_token_nll_and_batch_invariant(tiny_model_dir):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
-    prompts = ["<|im_start|>user\nTom has 3 pens.<|im_end|>\n<|im_start|>assistant\n", "<|im_start|>user\nHi<|im_end|>\n"]
-    completions = ["3+4=7. \\boxed{7}", "7"]
-    batched = completion_logppl(model, tokenizer, prompts, completions)
-    singles = np.concatenate([completion_logppl(model, tokenizer, [p], [c]) for p, c in zip(prompts, completions)])
-    np.testing.assert_allclose(batched, singles, rtol=1e-4)
-    # by hand for the first one
-    p = tokenizer(prompts[0], add_special_tokens=False)["input_ids"]
-    c = tokenizer(completions[0] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-    with torch.no_grad():
-        logp = torch.log_softmax(model(input_ids=torch.tensor([p + c])).logits[0].float(), -1)
-    manual = -np.mean([logp[len(p) + t - 1, tok].item() for t, tok in enumerate(c)])
-    assert batched[0] == pytest.approx(manual, rel=1e-4)
+from dipo.testbed.competence import group_kind_mix, perplexity_regime
 
 
 def test_regime_counts_the_groups_brr_would_fire_on():

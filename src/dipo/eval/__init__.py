@@ -6,7 +6,7 @@ and benchmark files and writes JSON plus a table.
 """
 
 from dipo.eval.generation import Completion, VLLMGenerator, generate_transformers, vllm_available
-from dipo.eval.harness import evaluate_bfcl, evaluate_math, score_math
+from dipo.eval.harness import evaluate_bfcl, evaluate_math, prompt_text, score_math
 from dipo.eval.metrics import cluster_answers, maj_at_k, majority_index, mean_at_k, mean_pass_at_k, pass_at_k
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "mean_at_k",
     "mean_pass_at_k",
     "pass_at_k",
+    "prompt_text",
     "score_math",
     "vllm_available",
 ]

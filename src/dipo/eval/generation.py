@@ -1,4 +1,10 @@
-"""Batched sampling of k completions per prompt: transformers, or vLLM when installed with a GPU."""
+"""Batched sampling of k completions per prompt: transformers, or vLLM when installed with a GPU.
+
+The one home for sampling: `generate_transformers` and `VLLMGenerator` give every caller (`dipo eval`, the
+trainer's held-out evaluation, `dipo probe`, the testbed's competence check) its completions cut at the first
+end-of-sequence token (`completion_from_ids`) and, when asked (`logprobs=True`), each one's sampling-time
+log-PPL at the sampling temperature.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +23,18 @@ PAPER_SAMPLING = {"k": 8, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 3
 
 @dataclass
 class Completion:
-    """One sampled completion: its text, number of generated tokens, and whether it hit the
-    token limit before the end-of-sequence token."""
+    """One sampled completion: its text, number of generated tokens (the end-of-sequence token not
+    counted), and whether it hit the token limit before the end-of-sequence token.
+
+    With `logprobs=True` also `logppl`, ``-(1/n) * sum_t log p_T(y_t)`` over the sampled tokens at the
+    sampling temperature T, and `logppl_tokens`, its n: the tokens up to and including the first
+    end-of-sequence token, which counts as a completion token, as in training."""
 
     text: str
     length: int
     truncated: bool
+    logppl: float | None = None
+    logppl_tokens: int | None = None
 
 
 def completion_from_ids(tokens: list[int], eos_ids: set[int], max_new_tokens: int, tokenizer: Any,
@@ -30,12 +42,41 @@ def completion_from_ids(tokens: list[int], eos_ids: set[int], max_new_tokens: in
     """One sampled sequence's new token ids as a `Completion`: cut at the first end-of-sequence id (not
     kept), trailing `pad_id` removed (unless it is an end-of-sequence id), `truncated` when no end came
     within `max_new_tokens`."""
-    end = next((t for t, tok in enumerate(tokens) if tok in eos_ids), None)
+    end = _first_eos(tokens, eos_ids)
     kept = list(tokens) if end is None else list(tokens[:end])
     while kept and pad_id is not None and kept[-1] == pad_id and pad_id not in eos_ids:
         kept.pop()
     return Completion(tokenizer.decode(kept, skip_special_tokens=True), len(kept),
                       truncated=end is None and len(kept) >= max_new_tokens)
+
+
+def _first_eos(tokens: list[int], eos_ids: set[int]) -> int | None:
+    """Index of the first end-of-sequence id in `tokens`, None when there is none."""
+    return next((t for t, tok in enumerate(tokens) if tok in eos_ids), None)
+
+
+def _add_logppl(model: Any, sequences: Any, prompt_attention: Any, new_tokens: list[list[int]], eos_ids: set[int],
+                temperature: float, completions: list[Completion]) -> None:
+    """Fill each completion's `logppl` at `temperature` and `logppl_tokens` (its tokens up to and including the
+    first end-of-sequence id) from one forward pass over the sampled ids, left-padded prompts included
+    (positions count from each row's first real token): ``-(1/n) * sum_t log softmax(z_t / T)[y_t]``, what the
+    trainer records. With top_p < 1 the sampler's truncation is not in it."""
+    import torch
+
+    from dipo.core import sequence_logppl
+
+    scored = [len(tokens) if end is None else end + 1 for tokens, end in
+              ((tokens, _first_eos(tokens, eos_ids)) for tokens in new_tokens)]
+    width = prompt_attention.shape[1]
+    new = sequences[:, width:]
+    mask = torch.arange(new.shape[1], device=new.device)[None, :] < torch.tensor(scored, device=new.device)[:, None]
+    attention = torch.cat([prompt_attention, mask.long()], dim=1)
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=sequences, attention_mask=attention, position_ids=positions).logits
+    logits = logits[:, width - 1:-1].float() / max(temperature, 1e-6)
+    token_lp = torch.log_softmax(logits, dim=-1).gather(-1, new[..., None]).squeeze(-1)
+    for completion, value, n in zip(completions, sequence_logppl(token_lp, mask).tolist(), scored):
+        completion.logppl, completion.logppl_tokens = value, n
 
 
 def _sampling_kwargs(temperature: float, top_p: float) -> dict[str, Any]:
@@ -50,11 +91,15 @@ def _sampling_kwargs(temperature: float, top_p: float) -> dict[str, Any]:
 
 def generate_transformers(model: Any, tokenizer: Any, prompts: list[str], k: int = 1, temperature: float = 0.6,
                           top_p: float = 0.95, max_new_tokens: int = 1024, batch_size: int = 16, seed: int = 0,
-                          progress: bool = True, desc: str = "generating") -> list[list[Completion]]:
-    """k completions per prompt text with `model.generate`, `batch_size` sequences at a time.
+                          progress: bool = True, desc: str = "generating",
+                          logprobs: bool = False) -> list[list[Completion]]:
+    """k completions per prompt text with `model.generate`, `batch_size` sequences at a time, cut at the
+    first end-of-sequence token; with `logprobs`, each with its sampling-time log-PPL at `temperature`
+    (`Completion.logppl`, one forward pass over each call's sampled ids, which draws no random numbers).
 
     Prompts are left-padded; the model is put in eval mode and restored afterwards, so a
     trainer can call this mid-training. Temperature 0 is greedy decoding (k identical copies).
+    Sampling draws from its own stream seeded with `seed`, leaving the caller's RNG state as it was.
     """
     import torch
 
@@ -83,10 +128,13 @@ def generate_transformers(model: Any, tokenizer: Any, prompts: list[str], k: int
                 copies = 1 if not sampling["do_sample"] else k  # greedy: one sequence, copied k times
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, num_return_sequences=copies,
                                      pad_token_id=pad_id, **sampling).repeat_interleave(k // copies, dim=0)
-            new_tokens = out[:, enc["input_ids"].shape[1]:].tolist()
-            for i in range(len(chunk)):
-                results.append([completion_from_ids(tokens, eos_ids, max_new_tokens, tokenizer, pad_id)
-                                for tokens in new_tokens[i * k : (i + 1) * k]])
+                new_tokens = out[:, enc["input_ids"].shape[1]:].tolist()
+                completions = [completion_from_ids(tokens, eos_ids, max_new_tokens, tokenizer, pad_id)
+                               for tokens in new_tokens]
+                if logprobs:
+                    _add_logppl(model, out, enc["attention_mask"].repeat_interleave(k, dim=0), new_tokens, eos_ids,
+                                temperature, completions)
+            results += [completions[i * k : (i + 1) * k] for i in range(len(chunk))]
             bar.update(len(chunk))
         bar.close()
     finally:
@@ -107,10 +155,14 @@ def vllm_available() -> bool:
 
 
 class VLLMGenerator:
-    """k completions per prompt text with vLLM; the engine is built once, on first use."""
+    """k completions per prompt text with vLLM; the engine is built once, on first use. With `logprobs`, each
+    completion's log-PPL from the sampled tokens' processed log-probs (after temperature; vLLM's
+    ``logprobs_mode="processed_logprobs"``), over all its tokens (vLLM keeps the end-of-sequence token)."""
 
-    def __init__(self, model_path: str, seed: int = 0, **llm_kwargs: Any):
-        self.model_path, self.seed, self.llm_kwargs = model_path, seed, llm_kwargs
+    def __init__(self, model_path: str, seed: int = 0, logprobs: bool = False, **llm_kwargs: Any):
+        if logprobs:
+            llm_kwargs.setdefault("logprobs_mode", "processed_logprobs")
+        self.model_path, self.seed, self.logprobs, self.llm_kwargs = model_path, seed, logprobs, llm_kwargs
         self._llm = None
 
     def __call__(self, prompts: list[str], k: int = 1, temperature: float = 0.6, top_p: float = 0.95,
@@ -121,7 +173,15 @@ class VLLMGenerator:
         if self._llm is None:
             self._llm = LLM(model=self.model_path, seed=self.seed, **self.llm_kwargs)
         params = SamplingParams(n=k, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
-                                max_tokens=max_new_tokens, seed=self.seed)
+                                max_tokens=max_new_tokens, seed=self.seed, **({"logprobs": 0} if self.logprobs else {}))
         outputs = self._llm.generate(prompts, params)
-        return [[Completion(o.text, len(o.token_ids), o.finish_reason == "length") for o in out.outputs]
-                for out in outputs]
+        return [[self._completion(o) for o in out.outputs] for out in outputs]
+
+    def _completion(self, output: Any) -> Completion:
+        completion = Completion(output.text, len(output.token_ids), output.finish_reason == "length")
+        if self.logprobs:
+            import numpy as np
+
+            lps = [step[token].logprob for step, token in zip(output.logprobs, output.token_ids)]
+            completion.logppl, completion.logppl_tokens = -float(np.mean(lps)) if lps else 0.0, len(lps)
+        return completion

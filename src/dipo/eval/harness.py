@@ -26,15 +26,22 @@ from dipo.rewards.bfcl import check_entry
 GenerateFn = Callable[[list[str], int], list[list[Completion]]]
 
 
-def _prompt_text(row: dict, tokenizer: Any) -> str:
-    prompt = row.get("prompt")
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list):
-        return render_prompt(prompt, tokenizer)
-    if "problem" in row:
-        return math_prompt(row["problem"], tokenizer)
-    raise ValueError(f"row {row.get('id', '?')}: needs a 'prompt' (text or chat messages) or a 'problem'")
+def prompt_text(item: Any, tokenizer: Any) -> str:
+    """The text a model is prompted with: a text prompt as it is, chat messages rendered with the tokenizer's
+    template; a row (dict): its `prompt` (text or messages), else its maths `problem` in the standard prompt."""
+    if isinstance(item, str):
+        return item
+    if not isinstance(item, dict):
+        return render_prompt(item, tokenizer)
+    prompt = item.get("prompt")
+    if isinstance(prompt, (str, list)):
+        return prompt_text(prompt, tokenizer)
+    if "problem" in item:
+        return math_prompt(item["problem"], tokenizer)
+    raise ValueError(f"row {item.get('id', '?')}: needs a 'prompt' (text or chat messages) or a 'problem'")
+
+
+_prompt_text = prompt_text  # the name dipo.eval.classification imports
 
 
 def _default_generate(model, tokenizer, temperature, top_p, max_new_tokens, batch_size, seed, progress, desc) -> GenerateFn:
@@ -95,7 +102,7 @@ def evaluate_math(model: Any, tokenizer: Any, rows: Sequence[dict], k: int = 8, 
     rows = list(rows)
     if not rows:
         raise ValueError("evaluate_math: no rows")
-    prompts = [_prompt_text(row, tokenizer) for row in rows]
+    prompts = [prompt_text(row, tokenizer) for row in rows]
     generate = generate_fn or _default_generate(model, tokenizer, temperature, top_p, max_new_tokens,
                                                 batch_size, seed, progress, desc)
     return score_math(rows, generate(prompts, k), k, grader)
@@ -115,7 +122,7 @@ def evaluate_bfcl(model: Any, tokenizer: Any, rows: Sequence[dict], max_new_toke
     rows = list(rows)
     if not rows:
         raise ValueError("evaluate_bfcl: no rows")
-    prompts = [_prompt_text(row, tokenizer) for row in rows]
+    prompts = [prompt_text(row, tokenizer) for row in rows]
     generate = generate_fn or _default_generate(model, tokenizer, temperature, 1.0, max_new_tokens,
                                                 batch_size, seed, progress, desc)
     completions = generate(prompts, 1)

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dipo._cache import cache_dir
 from dipo.testbed.model import TinyModelConfig, build_tiny_model
 
 BUILD_VERSION = 4  # bump when the training recipe changes in a way the settings do not capture
@@ -74,9 +75,8 @@ class TestbedConfig:
 
 
 def cache_root() -> Path:
-    """`$DIPO_CACHE/testbed` if DIPO_CACHE is set, else `~/.cache/dipo/testbed`."""
-    base = os.environ.get("DIPO_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "dipo") / "testbed"
+    """`$DIPO_CACHE/testbed` if DIPO_CACHE is set, else `~/.cache/dipo/testbed` (`dipo._cache.cache_dir`)."""
+    return cache_dir() / "testbed"
 
 
 def sft_rows(config: TestbedConfig) -> list[dict]:

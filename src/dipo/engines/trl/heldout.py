@@ -24,9 +24,8 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 from trl.models.utils import unwrap_model_for_generation
 
-from dipo.data import render_prompt
 from dipo.engines.kit import is_correct
-from dipo.eval import Completion, generate_transformers, mean_at_k, mean_pass_at_k
+from dipo.eval import Completion, generate_transformers, mean_at_k, mean_pass_at_k, prompt_text
 from dipo.eval.generation import completion_from_ids
 
 
@@ -38,10 +37,6 @@ class HeldoutSampling:
     temperature: float
     top_p: float
     max_new_tokens: int
-
-
-def _prompt_text(prompt, tokenizer) -> str:
-    return prompt if isinstance(prompt, str) else render_prompt(prompt, tokenizer)
 
 
 def _context_limit(trainer) -> int | None:
@@ -122,7 +117,7 @@ def heldout_metrics(trainer) -> dict[str, float]:
     args, accelerator, tokenizer = trainer.args, trainer.accelerator, trainer.processing_class
     rows = list(trainer.heldout_dataset)[: args.heldout_max_problems]
     shard = rows[accelerator.process_index:: accelerator.num_processes]
-    all_prompts = [_prompt_text(row["prompt"], tokenizer) for row in rows]
+    all_prompts = [prompt_text(row["prompt"], tokenizer) for row in rows]
     prompts = all_prompts[accelerator.process_index:: accelerator.num_processes]
     sampling = heldout_sampling(trainer, all_prompts)
     k, per_call = sampling.k, args.per_device_eval_batch_size

@@ -6,23 +6,22 @@ than wrong ones (median log-PPL of each, AUROC), where PSD puts its threshold ta
 is valid for PPL queues of 1, 2 and 4 training batches (windows of consecutive prompts), the shares of
 easy / normal / hard groups, and which share of the extreme groups BRR would fire on. Writes
 `probe.json`, `samples.jsonl` and a Fig. 1b-style plot (`probe.png`, `probe.svg`: log-PPL of right
-and wrong answers with tau*). Generalises `dipo testbed --check` (its `perplexity_regime` is reused).
+and wrong answers with tau*). Generalises `dipo testbed --check`: the statistics and the plot are
+`dipo.analysis.premise`'s, shared with it.
 
-log-PPL is computed from the sampled token ids by one forward pass at the sampling temperature,
+The completions and their log-PPL come from the eval floor's sampler (`dipo.eval.generation`): with
+transformers, one forward pass over the sampled token ids at the sampling temperature,
 ``-(1/T) * sum_t log softmax(z_t / T)[y_t]`` (what the trainer records; with top_p < 1 the sampler's
-truncation is not in it), or taken from vLLM's processed log-probs with `--backend vllm`.
+truncation is not in it), or vLLM's processed log-probs with `--backend vllm`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from dipo._cli_util import ArgumentParser, UsageError, add_debug_flag, filter_known_warnings, run_cli
 
@@ -41,89 +40,13 @@ class Sample:
     reward: float = 0.0
 
 
-# -- pure measurements ----------------------------------------------------------------------------------
-
-
-def auroc(logppl: np.ndarray, correct: np.ndarray) -> float:
-    """Probability that a wrong answer has a higher log-PPL than a correct one (ties count half):
-    the AUROC of log-PPL as a detector of wrong answers. NaN when either class is empty."""
-    logppl, correct = np.asarray(logppl, dtype=np.float64), np.asarray(correct, dtype=bool)
-    n_right, n_wrong = int(correct.sum()), int((~correct).sum())
-    if not n_right or not n_wrong:
-        return float("nan")
-    _, inverse, counts = np.unique(logppl, return_inverse=True, return_counts=True)
-    upper = np.cumsum(counts)
-    ranks = (upper - (counts - 1) / 2.0)[inverse]  # average 1-based ranks
-    return float((ranks[~correct].sum() - n_wrong * (n_wrong + 1) / 2.0) / (n_right * n_wrong))
-
-
-def group_shares(correct: np.ndarray, group_ids: np.ndarray) -> dict[str, float]:
-    """Shares of easy (all right), normal and hard (all wrong) groups."""
-    groups = np.unique(group_ids)
-    acc = np.array([correct[group_ids == g].mean() for g in groups])
-    return {"frac_easy": float(np.mean(acc == 1.0)), "frac_normal": float(np.mean((acc > 0) & (acc < 1))),
-            "frac_hard": float(np.mean(acc == 0.0)), "n_groups": int(len(groups))}
-
-
-def queue_validity(logppl: np.ndarray, correct: np.ndarray, batch_of: np.ndarray, queue_batches: int,
-                   confidence: float = 0.95) -> dict[str, float]:
-    """PSD on every window of `queue_batches` consecutive batches (the queue a trainer would hold at
-    each step): the share of steps whose split is valid and the median threshold of those windows."""
-    from dipo.core import split_perplexity_space
-
-    n_batches = int(batch_of.max()) + 1 if len(batch_of) else 0
-    valid, thresholds = [], []
-    for end in range(queue_batches, n_batches + 1):
-        window = (batch_of >= end - queue_batches) & (batch_of < end)
-        split = split_perplexity_space(logppl[window], correct[window], confidence=confidence)
-        valid.append(bool(split.valid))
-        thresholds.append(float(split.threshold))
-    return {"queue_batches": queue_batches, "steps": len(valid),
-            "valid_share": float(np.mean(valid)) if valid else float("nan"),
-            "threshold_median": float(np.median(thresholds)) if thresholds else float("nan")}
-
-
-def probe_summary(logppl: np.ndarray, correct: np.ndarray, group_ids: np.ndarray, batch_of: np.ndarray,
-                  confidence: float = 0.95, queues: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
-    """Everything `dipo probe` reports, from per-sample log-PPL, verifier correctness, group and batch ids."""
-    from dipo.testbed.competence import perplexity_regime
-
-    logppl, correct = np.asarray(logppl, dtype=np.float64), np.asarray(correct, dtype=bool)
-    return {
-        "samples": int(len(logppl)), "accuracy": float(correct.mean()) if len(correct) else float("nan"),
-        **group_shares(correct, group_ids),
-        "auroc_logppl_wrong": auroc(logppl, correct),
-        "regime": perplexity_regime(logppl, correct, group_ids, confidence=confidence),
-        "queues": [queue_validity(logppl, correct, batch_of, q, confidence) for q in queues],
-    }
-
-
-def plot_probe(logppl: np.ndarray, correct: np.ndarray, threshold: float, title: str, out_stem: Path) -> list[Path]:
-    """Fig. 1b-style: histograms of log-PPL for correct and wrong answers, tau* marked. PNG + SVG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    bins = np.histogram_bin_edges(logppl, bins=40) if len(logppl) else 10
-    ax.hist(logppl[correct], bins=bins, alpha=0.6, color="tab:green", label=f"correct (n={int(correct.sum())})")
-    ax.hist(logppl[~correct], bins=bins, alpha=0.6, color="tab:red", label=f"wrong (n={int((~correct).sum())})")
-    if np.isfinite(threshold):
-        ax.axvline(threshold, color="black", linestyle="--", label=f"tau* = {threshold:.3f}")
-    ax.set_xlabel("log-perplexity of the completion")
-    ax.set_ylabel("samples")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
-    for path in paths:
-        fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return paths
-
-
 # -- sampling -------------------------------------------------------------------------------------------
+
+
+def _samples(completions) -> list[Sample]:
+    """The sampler's completions (k per prompt, with log-PPL) as samples in prompt order."""
+    return [Sample(index, c.text, c.logppl_tokens, c.logppl, c.truncated)
+            for index, group in enumerate(completions) for c in group]
 
 
 def sample_transformers(model, tokenizer, prompts: list[str], group_size: int, temperature: float, top_p: float,
@@ -131,63 +54,22 @@ def sample_transformers(model, tokenizer, prompts: list[str], group_size: int, t
                         progress: bool = True) -> list[Sample]:
     """`group_size` completions per prompt with `model.generate`, `batch_size` sequences per call, and each
     completion's log-PPL at `temperature` from one forward pass over the sampled ids (the end-of-sequence
-    token counts as a completion token, as in training)."""
-    import torch
+    token counts as a completion token, as in training): `dipo.eval.generate_transformers(logprobs=True)`."""
+    from dipo.eval import generate_transformers
 
-    from dipo.core import sequence_logppl
-    from dipo.eval.generation import _sampling_kwargs
-
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    eos = model.generation_config.eos_token_id or tokenizer.eos_token_id
-    eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos])
-    tokenizer.padding_side = "left"
-    model.eval()
-    torch.manual_seed(seed)
-    per_call = max(1, batch_size // group_size)
-    samples: list[Sample] = []
-    bar = tqdm(total=len(prompts), desc="probe: sampling", unit="prompt", disable=not progress)
-    for start in range(0, len(prompts), per_call):
-        enc = tokenizer(prompts[start:start + per_call], return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = enc.to(model.device)
-        with torch.no_grad():
-            out = model.generate(**enc, **_sampling_kwargs(temperature, top_p), max_new_tokens=max_new_tokens,
-                                 num_return_sequences=group_size, pad_token_id=pad_id)
-            width = enc["input_ids"].shape[1]
-            new = out[:, width:]
-            is_eos = torch.isin(new, eos_ids.to(new.device))
-            ended = is_eos.cumsum(-1)
-            mask = (ended == 0) | (is_eos & (ended == 1))  # tokens up to and including the first EOS
-            attention = torch.cat([enc["attention_mask"].repeat_interleave(group_size, 0), mask.long()], dim=1)
-            positions = (attention.cumsum(-1) - 1).clamp(min=0)
-            logits = model(input_ids=out, attention_mask=attention, position_ids=positions).logits
-            logits = logits[:, width - 1:-1].float() / max(temperature, 1e-6)
-            token_lp = torch.log_softmax(logits, dim=-1).gather(-1, new[..., None]).squeeze(-1)
-            logppl = sequence_logppl(token_lp, mask).cpu().numpy()
-        for row in range(out.shape[0]):
-            length = int(mask[row].sum())
-            keep = new[row, :length].tolist()
-            samples.append(Sample(start + row // group_size, tokenizer.decode(keep, skip_special_tokens=True), length,
-                                  float(logppl[row]), truncated=not bool(is_eos[row].any())))
-        bar.update(len(prompts[start:start + per_call]))
-    bar.close()
-    return samples
+    return _samples(generate_transformers(model, tokenizer, prompts, k=group_size, temperature=temperature,
+                                          top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                          seed=seed, progress=progress, desc="probe: sampling", logprobs=True))
 
 
 def sample_vllm(model_path: str, prompts: list[str], group_size: int, temperature: float, top_p: float,
                 max_new_tokens: int, seed: int = 0) -> list[Sample]:
     """Same with vLLM (GPU): log-PPL from the sampled tokens' processed log-probs (after temperature)."""
-    from vllm import LLM, SamplingParams
+    from dipo.eval import VLLMGenerator
 
-    llm = LLM(model=model_path, seed=seed, logprobs_mode="processed_logprobs")
-    params = SamplingParams(n=group_size, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                            logprobs=0, seed=seed)
-    samples = []
-    for index, output in enumerate(llm.generate(prompts, params, use_tqdm=True)):
-        for completion in output.outputs:
-            lps = [step[token].logprob for step, token in zip(completion.logprobs, completion.token_ids)]
-            samples.append(Sample(index, completion.text, len(lps), -float(np.mean(lps)) if lps else 0.0,
-                                  truncated=completion.finish_reason == "length"))
-    return samples
+    generate = VLLMGenerator(model_path, seed=seed, logprobs=True)
+    return _samples(generate(prompts, k=group_size, temperature=temperature, top_p=top_p,
+                             max_new_tokens=max_new_tokens))
 
 
 # -- models, data, rewards by name ----------------------------------------------------------------------
@@ -201,10 +83,10 @@ def resolve_model(spec: str) -> str:
 
         return str(build_testbed())
     if spec == "smollm2":
+        from dipo._cache import cache_dir
         from dipo.eval.gguf import convert_smollm2
 
-        cache = Path(os.environ.get("DIPO_CACHE") or Path.home() / ".cache" / "dipo")
-        return str(convert_smollm2(cache / "smollm2-135m-instruct"))
+        return str(convert_smollm2(cache_dir() / "smollm2-135m-instruct"))
     return spec
 
 
@@ -222,7 +104,7 @@ def load_probe_rows(spec: str, n: int, split: str, levels: list[int] | None, see
             return make_math_tasks(n, seed=seed, levels=tuple(levels or RL_LEVELS), split=split), "math"
         return make_tool_tasks(n, seed=seed, levels=tuple(levels or LEVELS), split=split), "tool"
     from dipo.data import load_math_dataset, load_toolrl_dataset
-    from dipo.engines.kit.datasets import with_name_hint
+    from dipo.data.registry import with_name_hint
 
     try:
         if "rlla" in spec or "tool" in Path(spec).parts:
@@ -309,11 +191,11 @@ def run_probe(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     from transformers import AutoTokenizer
 
-    from dipo.data import render_prompt
-    from dipo.eval.generation import vllm_available
+    from dipo.analysis.premise import plot_logppl_by_correctness, premise_summary
+    from dipo.eval import prompt_text, vllm_available
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    prompts = [r["prompt"] if isinstance(r["prompt"], str) else render_prompt(r["prompt"], tokenizer) for r in rows]
+    prompts = [prompt_text(r["prompt"], tokenizer) for r in rows]
     backend = args.backend if args.backend != "auto" else ("vllm" if vllm_available() else "transformers")
     if backend == "vllm":
         samples = sample_vllm(model_path, prompts, args.group_size, args.temperature, args.top_p,
@@ -338,14 +220,14 @@ def run_probe(args) -> dict:
         "temperature": args.temperature, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens,
         "truncated_share": float(np.mean([s.truncated for s in samples])),
         "mean_length": float(np.mean([s.length for s in samples])),
-        **probe_summary(logppl, correct, group_ids, group_ids // args.batch_prompts, args.confidence),
+        **premise_summary(logppl, correct, group_ids, group_ids // args.batch_prompts, args.confidence),
     }
     (out / "probe.json").write_text(json.dumps(summary, indent=2))
     with open(out / "samples.jsonl", "w", encoding="utf-8") as f:
         for s in samples:
             f.write(json.dumps({"id": rows[s.prompt_index].get("id"), **asdict(s)}, ensure_ascii=False) + "\n")
-    plot_probe(logppl, correct, summary["regime"]["threshold"], f"{args.model} on {args.dataset} "
-               f"(G={args.group_size}, T={args.temperature})", out / "probe")
+    plot_logppl_by_correctness(logppl, correct, summary["regime"]["threshold"], f"{args.model} on {args.dataset} "
+                               f"(G={args.group_size}, T={args.temperature})", out / "probe")
     return summary
 
 
