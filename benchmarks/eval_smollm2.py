@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import time
 from pathlib import Path
 
+from dipo._cache import cache_dir
+
 RESULTS = Path(__file__).parent / "results"
-DEFAULT_MODEL_DIR = Path(os.environ.get("DIPO_CACHE", Path.home() / ".cache" / "dipo")) / "smollm2-135m-instruct"
+DEFAULT_MODEL_DIR = cache_dir() / "smollm2-135m-instruct"
 
 
 def run(gsm8k: int = 20, math500: int = 10, k: int = 4, temperature: float = 0.6, top_p: float = 0.95,

@@ -4,6 +4,7 @@ and `dipo train`'s data resolver going through it."""
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from dipo.data import registry

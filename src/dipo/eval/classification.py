@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from dipo.eval.generation import Completion
-from dipo.eval.harness import GenerateFn, _default_generate, _prompt_text
+from dipo.eval.harness import GenerateFn, _default_generate, prompt_text
 from dipo.eval.metrics import mean_at_k, mean_pass_at_k
 from dipo.rewards.label import LabelSet, extract_label, parse_synonyms
 
@@ -140,7 +140,7 @@ def evaluate_classification(model: Any, tokenizer: Any, rows: Sequence[dict], k:
     rows = list(rows)
     if not rows:
         raise ValueError("evaluate_classification: no rows")
-    prompts = [_prompt_text(row, tokenizer) for row in rows]
+    prompts = [prompt_text(row, tokenizer) for row in rows]
     generate: Callable = generate_fn or _default_generate(model, tokenizer, temperature, top_p, max_new_tokens,
                                                           batch_size, seed, progress, desc)
     return score_classification(rows, generate(prompts, k), k, positive_label)

@@ -41,7 +41,6 @@ def prompt_text(item: Any, tokenizer: Any) -> str:
     raise ValueError(f"row {item.get('id', '?')}: needs a 'prompt' (text or chat messages) or a 'problem'")
 
 
-_prompt_text = prompt_text  # the name dipo.eval.classification imports
 
 
 def _default_generate(model, tokenizer, temperature, top_p, max_new_tokens, batch_size, seed, progress, desc) -> GenerateFn:
