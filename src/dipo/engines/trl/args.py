@@ -269,62 +269,6 @@ def _config_tokens(parser: TrainArgumentParser, config: dict, path: str) -> list
     """Command-line tokens for a YAML mapping (so YAML values get the same type checks as flags).
 
     None and mappings have no command-line form: they become parser defaults, as in TRL's parser."""
-    actions = {a.dest: parser._option_string_actions.get(f"--{a.dest}", a) for a in parser._actions
-               if a.option_strings}
-    tokens: list[str] = []
-    for key, value in config.items():
-        key = str(key)
-        if key == "env":
-            if not isinstance(value, dict):
-                raise UsageError(f"--config {path}: 'env' must be a mapping of environment variables")
-            os.environ.update({str(k): str(v) for k, v in value.items()})
-            continue
-        if key in DEPRECATED_NAMES and DEPRECATED_NAMES[key] not in config:
-            _deprecated(key, DEPRECATED_NAMES[key], f"{path}: ")
-            key = DEPRECATED_NAMES[key]
-        if key not in actions or key in ("config", "help"):
-            valid = [d for d in actions if d not in ("help", "config")]
-            raise UsageError(f"--config {path}: {unknown_message('key', [key], valid)}")
-        action = actions[key]
-        if value is None or isinstance(value, dict):
-            parser.set_defaults(**{key: value})
-        elif isinstance(value, list):
-            if action.nargs not in ("+", "*"):
-                parser.set_defaults(**{key: value})  # e.g. report_to: a list where argparse takes one string
-            elif value:
-                tokens += [f"--{key}", *map(_yaml_scalar, value)]
-        else:
-            tokens += [f"--{key}", _yaml_scalar(value)]
-    return tokens
-
-
-def _yaml_scalar(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _deprecated(old: str, new: str, where: str) -> None:
-    print(f"dipo train: warning: {where}'{old}' is deprecated, use '{new}' (the old name goes in the next "
-          "release)", file=sys.stderr)
-
-
-def _rename_deprecated_flags(argv: list[str]) -> list[str]:
-    out = []
-    for token in argv:
-        if token == "--":
-            break
-        name, eq, value = token.partition("=")
-        old = name[2:].replace("-", "_") if name.startswith("--") else None
-        if old in DEPRECATED_NAMES:
-            _deprecated(f"--{old}", f"--{DEPRECATED_NAMES[old]}", "")
-            token = f"--{DEPRECATED_NAMES[old]}{eq}{value}"
-        out.append(token)
-    return out + argv[len(out):]
-
-
-def _config_tokens(parser: TrainArgumentParser, config: dict, path: str) -> list[str]:
-    """Command-line tokens for a YAML mapping (so YAML values get the same type checks as flags).
-
-    None and mappings have no command-line form: they become parser defaults, as in TRL's parser."""
     actions = {dest: a for dest, a in parser.field_actions.items() if dest not in ("config", "help")}
     tokens: list[str] = []
     for key, value in config.items():
