@@ -2,12 +2,20 @@
 
 No verl import here: the checks read the composed OmegaConf/dict config by key, so they run (and
 fail, naming the field) before Ray, workers or models start.
+
+The ``dipo:`` section's keys and defaults are not written in any YAML file: importing this module stores
+them (:meth:`VerlDiPOConfig.defaults`, every field of the dataclass) in Hydra's ConfigStore as the config
+group option ``dipo: defaults``, which ``conf/dipo_base.yaml`` puts in its defaults list. So a new field
+of :class:`dipo.core.DiPOConfig` is a ``dipo.<field>=value`` override with no verl edit. The launcher
+(``dipo.engines.verl.main``) imports this module before Hydra composes; a process that composes
+``dipo_base`` without it (verl's own ``main_ppo``) gets no ``dipo:`` keys (the entry is optional), reads
+every field at its default, and sets one with ``+dipo.<field>=value``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 from dipo.core import DiPOConfig
 from dipo.core.config import core_field
@@ -86,6 +94,12 @@ class VerlDiPOConfig(DiPOConfig):
         return tuple(f.name for f in fields(cls) if f.name != "scale")
 
     @classmethod
+    def defaults(cls) -> dict:
+        """The ``dipo:`` section as composed: every key of :meth:`keys` at its dataclass default."""
+        return {f.name: f.default if f.default is not MISSING else f.default_factory()
+                for f in fields(cls) if f.name != "scale"}
+
+    @classmethod
     def from_mapping(cls, section: Mapping | None, scale: str = "group") -> VerlDiPOConfig:
         """Build from the ``dipo:`` mapping (OmegaConf or dict); unknown keys are an error."""
         data = dict(section or {})
@@ -93,6 +107,24 @@ class VerlDiPOConfig(DiPOConfig):
         if unknown:
             raise ValueError(f"dipo: unknown field(s) {unknown}; known fields: {sorted(cls.keys())}")
         return cls(**data, scale=scale)
+
+
+HYDRA_GROUP, HYDRA_OPTION = "dipo", "defaults"  # conf/dipo_base.yaml: `- optional dipo: defaults`
+
+
+def register_hydra_defaults() -> bool:
+    """Store the ``dipo:`` section's defaults in Hydra's ConfigStore (group ``dipo``, option ``defaults``,
+    package ``dipo``), where ``conf/dipo_base.yaml``'s defaults list finds them. Idempotent; False (nothing
+    stored) where Hydra is not installed, as in the main environment."""
+    try:
+        from hydra.core.config_store import ConfigStore
+    except ImportError:
+        return False
+    ConfigStore.instance().store(group=HYDRA_GROUP, name=HYDRA_OPTION, node=VerlDiPOConfig.defaults())
+    return True
+
+
+register_hydra_defaults()  # on import: the launcher imports this module before Hydra composes
 
 
 def _get(config, dotted: str, default=None):
