@@ -100,8 +100,8 @@ def test_reward_registry_resolves_names_and_both_dotted_spellings():
 
 
 def test_trl_data_and_dipo_probe_use_the_kit_registry():
+    from dipo import probe
     from dipo.engines.trl import data
-    from dipo.eval import probe
     from dipo.rewards import label_reward
 
     assert data.REWARD_FUNCTIONS is kit.REWARD_FUNCTIONS and data.reward_functions is kit.reward_functions
